@@ -1,0 +1,55 @@
+"""The `pt` command: the root group; maps every PulsarideError to one line and its exit code."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import click
+from pulsaride.engine.errors import EXIT_FAILED, PulsarideError
+from pulsaride.engine.operations import tool_version
+
+from .pipeline import pipeline
+
+
+class PtGroup(click.Group):
+    """A group that turns our errors into clean one-line messages (set PT_DEBUG=1 for more)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except PulsarideError as exc:
+            _report(str(exc))
+            ctx.exit(exc.exit_code)
+        except OSError as exc:
+            if os.environ.get("PT_DEBUG"):
+                raise
+            where = f": {exc.filename}" if exc.filename else ""
+            _report(f"{exc.strerror or exc}{where}")
+            ctx.exit(EXIT_FAILED)
+
+
+def _report(message: str) -> None:
+    """Print an error: first line prefixed, indented detail lines as they are."""
+    for line in message.splitlines() or [""]:
+        click.echo(line if line.startswith("  ") else f"pt: error: {line}", err=True)
+
+
+@click.group(cls=PtGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(tool_version(), prog_name="pt")
+def cli() -> None:
+    """pt: run a whole database migration from one reviewed pipeline file.
+
+    Every job transition is appended to .pulsaride/pipeline-runs/<run-id>.jsonl, an
+    append-only, hash-chained evidence file that status, resume and approve replay.
+
+    Exit codes: 0 ok, 1 a job or check failed, 2 bad input or usage, 3 waiting for approval.
+    """
+
+
+cli.add_command(pipeline)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli.main(prog_name="pt")

@@ -1,0 +1,270 @@
+"""`pt pipeline ...`: run, status, resume, approve, reject, validate."""
+
+from __future__ import annotations
+
+import shlex
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import click
+import orjson
+from pulsaride.engine.errors import EXIT_OK
+from pulsaride.engine.loader import load_pipeline_file
+from pulsaride.engine.model import When
+from pulsaride.engine.operations import (
+    Identity,
+    RunRequest,
+    Services,
+    decide_gate,
+    read_run,
+    resume_run,
+    start_run,
+    utc_now,
+)
+from pulsaride.engine.runner import Runner, RunResult
+from pulsaride.projections.status import render_status, status_document
+
+from .reporter import ProgressReporter
+
+FILE_ARGUMENT = click.argument(
+    "pipeline_file", metavar="FILE", type=click.Path(path_type=Path, dir_okay=True))
+STATE_DIR_OPTION = click.option(
+    "--state-dir", type=click.Path(path_type=Path, file_okay=False), envvar="PT_STATE_DIR",
+    help="Where runs are kept [default: .pulsaride beside FILE; env PT_STATE_DIR].")
+JSON_OPTION = click.option("--json", "as_json", is_flag=True,
+                           help="Print a JSON document on stdout (progress goes to stderr).")
+RUN_ID_OPTION = click.option("--run-id", metavar="ID",
+                             help="The run [default: the latest run of FILE].")
+
+
+@click.group()
+def pipeline() -> None:
+    """Run and inspect migration pipelines (pulsaride-pipeline.yml)."""
+
+
+@pipeline.command()
+@FILE_ARGUMENT
+@click.option("--parallelism", "-j", type=click.IntRange(min=1, max=256), default=4,
+              show_default=True, help="Most jobs running at once.")
+@click.option("--run-id", metavar="ID", help="Id for the new run [default: random].")
+@click.option("--no-wait", is_flag=True,
+              help="At a manual gate, stop with exit code 3 instead of waiting for approval.")
+@click.option("--quiet", "-q", is_flag=True, help="Do not echo job output.")
+@STATE_DIR_OPTION
+@JSON_OPTION
+def run(pipeline_file: Path, parallelism: int, run_id: str | None, no_wait: bool, quiet: bool,
+        state_dir: Path | None, as_json: bool) -> None:
+    """Run the pipeline FILE: stages in order, jobs in parallel as their needs allow.
+
+    The run id is printed first; resume it later with 'pt pipeline resume FILE --run-id ID'.
+    """
+    request = _request(pipeline_file, state_dir, parallelism, not no_wait)
+    reporter = _reporter(pipeline_file, state_dir, as_json, quiet)
+    services = Services(observer=reporter)
+    runner = start_run(request, services, run_id)
+    _finish(_execute(runner), pipeline_file, state_dir, as_json)
+
+
+@pipeline.command()
+@FILE_ARGUMENT
+@RUN_ID_OPTION
+@click.option("--from", "from_stage", metavar="STAGE",
+              help="Re-run unsuccessful jobs from this stage on "
+                   "[default: the first stage not all DONE].")
+@click.option("--allow-changed", is_flag=True,
+              help="Continue even though FILE changed since the run started (recorded).")
+@click.option("--parallelism", "-j", type=click.IntRange(min=1, max=256), default=4,
+              show_default=True, help="Most jobs running at once.")
+@click.option("--no-wait", is_flag=True,
+              help="At a manual gate, stop with exit code 3 instead of waiting for approval.")
+@click.option("--quiet", "-q", is_flag=True, help="Do not echo job output.")
+@STATE_DIR_OPTION
+@JSON_OPTION
+def resume(pipeline_file: Path, run_id: str | None, from_stage: str | None, allow_changed: bool,
+           parallelism: int, no_wait: bool, quiet: bool, state_dir: Path | None,
+           as_json: bool) -> None:
+    """Continue a run of FILE. DONE jobs are never executed again; failed, skipped,
+    cancelled and interrupted jobs run again with a fresh retry budget."""
+    request = _request(pipeline_file, state_dir, parallelism, not no_wait)
+    run_id = run_id or read_run(pipeline_file, state_dir, None).run.id
+    reporter = _reporter(pipeline_file, state_dir, as_json, quiet)
+    outcome = resume_run(request, Services(observer=reporter), run_id,
+                         from_stage=from_stage, allow_changed=allow_changed)
+    if isinstance(outcome, RunResult):
+        click.echo(f"run {run_id} already succeeded; nothing to resume", err=True)
+        _finish(outcome, pipeline_file, state_dir, as_json)
+    else:
+        _finish(_execute(outcome), pipeline_file, state_dir, as_json)
+
+
+@pipeline.command()
+@FILE_ARGUMENT
+@RUN_ID_OPTION
+@STATE_DIR_OPTION
+@JSON_OPTION
+@click.option("--ascii", "ascii_only", is_flag=True, help="Use ASCII status markers.")
+def status(pipeline_file: Path, run_id: str | None, state_dir: Path | None, as_json: bool,
+           ascii_only: bool) -> None:
+    """Show a run of FILE as an ASCII DAG: stages in order, one line per job."""
+    view = read_run(pipeline_file, state_dir, run_id)
+    tail = len(view.tail.data) if view.tail else 0
+    document = status_document(view.run, active=view.active, now=utc_now(), torn_tail_bytes=tail)
+    if as_json:
+        _print_json(document)
+        return
+    hint = _approve_command(pipeline_file, state_dir, view.run.id)
+    click.echo(render_status(document, pipeline_label=str(pipeline_file),
+                             ascii_only=ascii_only or not _utf8(), approve_hint=hint))
+
+
+@pipeline.command()
+@FILE_ARGUMENT
+@click.option("--job", required=True, metavar="NAME", help="The manual job to release.")
+@RUN_ID_OPTION
+@click.option("--as", "who", metavar="WHO", help="Who approves [default: the OS user].")
+@click.option("--reason", default="", metavar="TEXT", help="Why (kept in the evidence).")
+@STATE_DIR_OPTION
+@JSON_OPTION
+def approve(pipeline_file: Path, job: str, run_id: str | None, who: str | None, reason: str,
+            state_dir: Path | None, as_json: bool) -> None:
+    """Release a manual gate of a run of FILE; a waiting run continues within a second."""
+    _gate(pipeline_file, job, run_id, who, reason, state_dir, as_json, approve=True)
+
+
+@pipeline.command()
+@FILE_ARGUMENT
+@click.option("--job", required=True, metavar="NAME", help="The manual job to refuse.")
+@RUN_ID_OPTION
+@click.option("--as", "who", metavar="WHO", help="Who rejects [default: the OS user].")
+@click.option("--reason", default="", metavar="TEXT", help="Why (kept in the evidence).")
+@STATE_DIR_OPTION
+@JSON_OPTION
+def reject(pipeline_file: Path, job: str, run_id: str | None, who: str | None, reason: str,
+           state_dir: Path | None, as_json: bool) -> None:
+    """Refuse a manual gate of a run of FILE: it and every job needing it are SKIPPED."""
+    _gate(pipeline_file, job, run_id, who, reason, state_dir, as_json, approve=False)
+
+
+@pipeline.command()
+@FILE_ARGUMENT
+@JSON_OPTION
+def validate(pipeline_file: Path, as_json: bool) -> None:
+    """Check FILE without running anything; list every problem (exit 2 if any)."""
+    loaded = load_pipeline_file(pipeline_file)
+    jobs = loaded.pipeline.jobs
+    gates = [name for name, job in jobs.items() if job.when is When.MANUAL]
+    if as_json:
+        _print_json({"valid": True, "file": str(pipeline_file), "sha256": loaded.sha256,
+                     "stages": list(loaded.pipeline.stages), "jobs": list(jobs),
+                     "manual_jobs": gates})
+        return
+    click.echo(f"{pipeline_file}: valid: {len(loaded.pipeline.stages)} stages, {len(jobs)} jobs"
+               f", {len(gates)} manual gate{'s' if len(gates) != 1 else ''}")
+
+
+# ---- helpers -------------------------------------------------------------------------------
+
+
+def _request(pipeline_file: Path, state_dir: Path | None, parallelism: int,
+             wait: bool) -> RunRequest:
+    return RunRequest(pipeline_path=pipeline_file, state_dir=state_dir,
+                      parallelism=parallelism, wait_for_approval=wait, tool_bin=_tool_bin())
+
+
+def _reporter(pipeline_file: Path, state_dir: Path | None, as_json: bool,
+              quiet: bool) -> ProgressReporter:
+    stream = sys.stderr if as_json else sys.stdout
+    return ProgressReporter(stream, approve_command=_approve_command(pipeline_file, state_dir,
+                                                                      None),
+                            show_output=not quiet)
+
+
+def _approve_command(pipeline_file: Path, state_dir: Path | None, run_id: str | None) -> str:
+    parts = ["pt", "pipeline", "approve", shlex.quote(str(pipeline_file))]
+    if state_dir is not None:
+        parts += ["--state-dir", shlex.quote(str(state_dir))]
+    parts += ["--run-id", run_id or "{run_id}", "--job", "{job}"]
+    return " ".join(parts)
+
+
+def _execute(runner: Runner) -> RunResult:
+    with _stop_on_signals(runner):
+        return runner.execute()
+
+
+@contextmanager
+def _stop_on_signals(runner: Runner) -> Iterator[None]:
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        runner.request_stop(f"runner received {signal.Signals(signum).name}")
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _finish(result: RunResult, pipeline_file: Path, state_dir: Path | None,
+            as_json: bool) -> None:
+    view = read_run(pipeline_file, state_dir, result.run_id)
+    document = status_document(view.run, active=False, now=utc_now())
+    if as_json:
+        _print_json({**document, "outcome": result.outcome, "exit_code": result.exit_code})
+    else:
+        hint = _approve_command(pipeline_file, state_dir, result.run_id)
+        click.echo()
+        click.echo(render_status(document, pipeline_label=str(pipeline_file),
+                                 ascii_only=not _utf8(), approve_hint=hint))
+        if result.outcome == "waiting":
+            click.echo(f"\nrun {result.run_id} waits for approval; after approving, continue it "
+                       f"with: pt pipeline resume {shlex.quote(str(pipeline_file))} "
+                       f"--run-id {result.run_id}")
+    sys.exit(result.exit_code)
+
+
+def _gate(pipeline_file: Path, job: str, run_id: str | None, who: str | None, reason: str,
+          state_dir: Path | None, as_json: bool, *, approve: bool) -> None:
+    services = Services(observer=_Silent(), identity=Identity.local(who))
+    run, state = decide_gate(pipeline_file, state_dir=state_dir, run_id=run_id, job=job,
+                             approve=approve, reason=reason, services=services)
+    assert state.approval is not None
+    if as_json:
+        _print_json({"pipeline_run_id": run.id, "job": job, "decision": state.approval.decision,
+                     "by": state.approval.by, "at": state.approval.at,
+                     "reason": state.approval.reason})
+        return
+    verb = "approved" if approve else "rejected"
+    click.echo(f"{job} {verb} by {state.approval.by} in run {run.id}")
+    sys.exit(EXIT_OK)
+
+
+class _Silent:
+    def events_recorded(self, run: Any, events: Any) -> None:
+        """Nothing to show."""
+
+    def job_output(self, job: str, attempt: int, line: str) -> None:
+        """Nothing to show."""
+
+
+def _print_json(document: Any) -> None:
+    click.echo(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
+
+
+def _utf8() -> bool:
+    encoding = getattr(sys.stdout, "encoding", None) or ""
+    return encoding.lower().replace("-", "") == "utf8"
+
+
+def _tool_bin() -> Path | None:
+    """The folder of the running `pt`, put first on the jobs' PATH."""
+    argv0 = Path(sys.argv[0])
+    if argv0.name == "pt" and argv0.exists():
+        return argv0.resolve().parent
+    beside_python = Path(sys.executable).parent / "pt"
+    return beside_python.parent if beside_python.exists() else None

@@ -1,0 +1,222 @@
+"""The PipelineRun aggregate: a run's state, rebuilt only by folding its events.
+
+`evolve_job(job, event)` is the pure transition function for one job (legal moves come from
+transitions.TABLE); `PipelineRun.apply_event` is the only place a run's state changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+from functools import cached_property
+from typing import Any, cast
+
+from eventsourcing.domain import BaseAggregate
+
+from .errors import IllegalTransitionError
+from .events import (
+    JobApproved,
+    JobEvent,
+    JobRejected,
+    JobRequeued,
+    JobRetrying,
+    JobSkipped,
+    JobStarted,
+    RecordedEvent,
+    RunAborted,
+    RunEvent,
+    RunFinished,
+    RunInterrupted,
+    RunResumed,
+    RunStarted,
+    RunSuspended,
+    TailQuarantined,
+)
+from .model import Pipeline, pipeline_from_definition
+from .times import format_time
+from .transitions import PENDING, TERMINAL, JobStatus, next_status
+
+
+@dataclass(frozen=True, slots=True)
+class Approval:
+    """Who decided a gate, when, and why."""
+
+    decision: str  # "approved" | "rejected"
+    by: str
+    at: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class JobState:
+    """One job's state in a run."""
+
+    name: str
+    stage: str
+    status: JobStatus = PENDING
+    attempt: int = 0  # attempts ever started in this run (log files are numbered by it)
+    budget_start: int = 0  # value of `attempt` when the current retry budget began
+    started_at: str | None = None
+    finished_at: str | None = None
+    exit_code: int | None = None
+    error: str = ""
+    reason: str = ""
+    cause: str = ""
+    retry_at: str | None = None
+    approval: Approval | None = None
+    log: str | None = None
+    log_sha256: str | None = None
+
+    @property
+    def attempts_in_budget(self) -> int:
+        """Attempts started since the job was last (re)queued."""
+        return self.attempt - self.budget_start
+
+    @property
+    def terminal(self) -> bool:
+        """True when the job will not move again unless a resume requeues it."""
+        return self.status in TERMINAL
+
+
+def evolve_job(job: JobState, event: JobEvent, at: str) -> JobState:
+    """The job's state after `event` (which happened at `at`); raises on an illegal move."""
+    name = type(event).__name__
+    status = next_status(job.name, job.status, name)
+    if isinstance(event, JobStarted):
+        if event.attempt != job.attempt + 1:
+            raise IllegalTransitionError(
+                job.name, job.status.value, f"{name} of attempt {event.attempt}")
+        return replace(
+            job, status=status, attempt=event.attempt, started_at=event.started_at,
+            finished_at=None, exit_code=None, error="", reason="", retry_at=None,
+            log=None, log_sha256=None,
+        )
+    if event.attempt != job.attempt:
+        raise IllegalTransitionError(
+            job.name, job.status.value, f"{name} of attempt {event.attempt}")
+    if isinstance(event, JobRequeued):
+        return replace(
+            job, status=status, budget_start=job.attempt, started_at=None, finished_at=None,
+            exit_code=None, error="", reason=event.reason, cause="", retry_at=None,
+            approval=None,
+        )
+    if isinstance(event, JobApproved | JobRejected):
+        decision = "approved" if isinstance(event, JobApproved) else "rejected"
+        approval = Approval(decision=decision, by=event.by, at=at, reason=event.reason)
+        return replace(job, status=status, approval=approval,
+                       reason=f"{decision} by {event.by}" if decision == "rejected" else "",
+                       cause=job.name if decision == "rejected" else "")
+    return replace(
+        job, status=status, finished_at=event.finished_at, exit_code=event.exit_code,
+        error=event.error,
+        reason=getattr(event, "reason", ""),
+        cause=event.cause if isinstance(event, JobSkipped) else job.cause,
+        retry_at=event.retry_at if isinstance(event, JobRetrying) else None,
+        log=getattr(event, "log", None) or job.log,
+        log_sha256=getattr(event, "log_sha256", None) or job.log_sha256,
+    )
+
+
+class PipelineRun(BaseAggregate[str]):
+    """One run of a pipeline file: its definition, its jobs, and how it stands."""
+
+    def __init__(self, pipeline: dict[str, Any], started_by: str,
+                 parameters: dict[str, Any]) -> None:
+        self.definition: dict[str, Any] = pipeline["definition"]
+        self.pipeline_path: str = pipeline["path"]
+        self.pipeline_sha256: str = pipeline["sha256"]
+        self.started_by = started_by
+        self.parameters = parameters
+        self.jobs: dict[str, JobState] = {}
+        self.aborted: RunAborted | None = None
+        self.interrupted: RunInterrupted | None = None
+        self.outcome: str | None = None
+        self.suspended = False
+        self.resumes = 0
+        self.quarantined_tails = 0
+        self._reset_jobs()
+
+    @cached_property
+    def pipeline(self) -> Pipeline:
+        """The pipeline definition in force (the first line's, or the last accepted change)."""
+        return pipeline_from_definition(self.definition)
+
+    @classmethod
+    def start(cls, run_id: str, at: datetime, **fields: Any) -> PipelineRun:
+        """Begin a new run; the RunStarted event is pending until collected."""
+        return cls._create(RunStarted, id=run_id, timestamp=at, **fields)
+
+    def pending(self) -> list[RecordedEvent]:
+        """Collect the events recorded since the last call, for saving."""
+        return cast("list[RecordedEvent]", list(self.collect_events()))
+
+    def record(self, event_class: type[RunEvent], at: datetime, **fields: Any) -> None:
+        """Decide-and-apply one new event; it stays pending until collected for saving."""
+        self.trigger_event(event_class, timestamp=at, **fields)
+
+    # ---- state changes -----------------------------------------------------------------
+
+    def apply_event(self, event: RunStarted | RunEvent) -> None:
+        """Fold one event into the state (called by the event's `mutate`)."""
+        if isinstance(event, JobEvent):
+            self._apply_job(event)
+        elif isinstance(event, RunResumed):
+            self._apply_resumed(event)
+        elif isinstance(event, RunAborted):
+            self.aborted = event
+        elif isinstance(event, RunInterrupted):
+            self.interrupted = event
+        elif isinstance(event, RunSuspended):
+            self.suspended = True
+        elif isinstance(event, RunFinished):
+            self.outcome = event.outcome
+        elif isinstance(event, TailQuarantined):
+            self.quarantined_tails += 1
+
+    def _apply_job(self, event: JobEvent) -> None:
+        job = self.jobs.get(event.job)
+        if job is None:
+            raise IllegalTransitionError(event.job, "unknown", type(event).__name__)
+        at = format_time(event.timestamp)
+        self.jobs[event.job] = evolve_job(job, event, at)
+        self.suspended = False
+
+    def _apply_resumed(self, event: RunResumed) -> None:
+        self.resumes += 1
+        self.aborted = None
+        self.interrupted = None
+        self.outcome = None
+        self.suspended = False
+        if event.pipeline is not None:
+            self.definition = event.pipeline["definition"]
+            self.pipeline_sha256 = event.pipeline["sha256"]
+            self.__dict__.pop("pipeline", None)
+            self._reset_jobs()
+
+    def _reset_jobs(self) -> None:
+        """Add a PENDING state for jobs of the definition that have none yet."""
+        for name, spec in self.definition["jobs"].items():
+            if name not in self.jobs:
+                self.jobs[name] = JobState(name=name, stage=spec["stage"])
+
+    # ---- queries -----------------------------------------------------------------------
+
+    @property
+    def active_jobs(self) -> Mapping[str, JobState]:
+        """States of the jobs of the definition in force, in file order."""
+        return {name: self.jobs[name] for name in self.definition["jobs"]}
+
+    def state_snapshot(self) -> dict[str, Any]:
+        """A comparable picture of the whole state (for tests and consistency checks)."""
+        return {
+            "id": self.id,
+            "version": self.version,
+            "definition": self.definition,
+            "sha256": self.pipeline_sha256,
+            "jobs": dict(self.jobs),
+            "aborted": self.aborted is not None,
+            "outcome": self.outcome,
+            "suspended": self.suspended,
+            "resumes": self.resumes,
+        }

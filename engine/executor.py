@@ -1,0 +1,298 @@
+"""Running job commands as local processes: the only place that starts processes.
+
+Each job runs `/bin/sh -c COMMAND` in a session (process group) of its own, so a timeout or an
+abort can stop the job and every child it spawned: SIGTERM to the group, SIGKILL after a grace
+period. Output (stdout and stderr together) is masked, written to the job's log file and
+passed to an observer line by line. One supervising thread per running job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import queue
+import selectors
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+from .masking import Masker
+
+KILL_GRACE_SECONDS = 5.0
+DRAIN_SECONDS = 1.0
+_POLL_SECONDS = 0.25
+_MAX_PARTIAL = 64 * 1024
+
+OutputSink = Callable[[str, int, str], None]
+"""Receives (job, attempt, one line of masked output)."""
+
+
+@dataclass(frozen=True)
+class Launch:
+    """What to run for one attempt of a job."""
+
+    job: str
+    attempt: int
+    command: str
+    cwd: Path
+    env: Mapping[str, str]
+    log_path: Path
+    timeout: float | None = None
+
+
+@dataclass(frozen=True)
+class JobExit:
+    """How an attempt ended."""
+
+    job: str
+    attempt: int
+    exit_code: int
+    error: str
+    log_path: Path
+    log_sha256: str
+    stopped: bool = False  # ended because stop() was called
+
+
+class Executor(Protocol):
+    """What the runner needs from whatever runs job commands."""
+
+    def launch(self, launch: Launch) -> None:
+        """Start one attempt; its end is reported by `wait`."""
+
+    def wait(self, timeout: float) -> list[JobExit]:
+        """Attempts that ended, blocking up to `timeout` seconds for the first one."""
+
+    def stop(self, job: str, reason: str) -> None:
+        """Stop a running attempt (its whole process group)."""
+
+    def running(self) -> int:
+        """Number of attempts started and not yet reported by `wait`."""
+
+
+class LocalExecutor:
+    """Runs jobs as local processes, one supervising thread each."""
+
+    def __init__(self, masker: Masker, on_output: OutputSink | None = None,
+                 inherit_fds: Sequence[int] = (), kill_grace: float = KILL_GRACE_SECONDS) -> None:
+        self._masker = masker
+        self._on_output = on_output
+        self._inherit_fds = tuple(inherit_fds)
+        self._kill_grace = kill_grace
+        self._exits: queue.Queue[JobExit] = queue.Queue()
+        self._stops: dict[str, str] = {}
+        self._threads: dict[str, threading.Thread] = {}
+        self._lock = threading.Lock()
+
+    def launch(self, launch: Launch) -> None:
+        """Start the attempt in a supervising thread."""
+        thread = threading.Thread(target=self._supervise, args=(launch,),
+                                  name=f"job-{launch.job}", daemon=True)
+        with self._lock:
+            self._threads[launch.job] = thread
+            self._stops.pop(launch.job, None)
+        thread.start()
+
+    def wait(self, timeout: float) -> list[JobExit]:
+        """Ended attempts (at least one unless `timeout` passed first)."""
+        exits: list[JobExit] = []
+        try:
+            exits.append(self._exits.get(timeout=max(timeout, 0.0)))
+        except queue.Empty:
+            return exits
+        while True:
+            try:
+                exits.append(self._exits.get_nowait())
+            except queue.Empty:
+                break
+        with self._lock:
+            for ended in exits:
+                self._threads.pop(ended.job, None)
+        return exits
+
+    def stop(self, job: str, reason: str) -> None:
+        """Ask the job's supervisor to stop the process group (TERM, then KILL)."""
+        with self._lock:
+            if job in self._threads:
+                self._stops.setdefault(job, reason)
+
+    def running(self) -> int:
+        """Attempts not yet collected by `wait`."""
+        with self._lock:
+            return len(self._threads)
+
+    # ---- one attempt ---------------------------------------------------------------------
+
+    def _supervise(self, launch: Launch) -> None:
+        launch.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with launch.log_path.open("wb") as log:
+            writer = _LogWriter(log, self._masker, launch, self._on_output)
+            try:
+                proc = subprocess.Popen(
+                    ["/bin/sh", "-c", launch.command], cwd=launch.cwd, env=dict(launch.env),
+                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                    start_new_session=True, pass_fds=self._inherit_fds,
+                )
+            except OSError as exc:
+                writer.write(f"pt: cannot start the job: {exc}\n".encode())
+                writer.close()
+                self._exits.put(JobExit(launch.job, launch.attempt, 127,
+                                        f"cannot start: {exc.strerror or exc}",
+                                        launch.log_path, writer.sha256()))
+                return
+            outcome = self._watch(proc, launch, writer)
+            writer.close()
+        self._exits.put(JobExit(launch.job, launch.attempt, outcome.exit_code, outcome.error,
+                                launch.log_path, writer.sha256(), stopped=outcome.stopped))
+
+    def _watch(self, proc: subprocess.Popen[bytes], launch: Launch,
+               writer: _LogWriter) -> _Outcome:
+        assert proc.stdout is not None
+        watch = _Watch(proc, launch, self._kill_grace)
+        pipe = proc.stdout.fileno()
+        pidfd = os.pidfd_open(proc.pid)
+        with selectors.DefaultSelector() as selector:
+            selector.register(pipe, selectors.EVENT_READ)
+            selector.register(pidfd, selectors.EVENT_READ)
+            while not (watch.exited and watch.pipe_closed):
+                for key, _ in selector.select(watch.next_wakeup()):
+                    if key.fd == pipe:
+                        data = os.read(pipe, 65536)
+                        if data:
+                            writer.write(data)
+                        else:
+                            selector.unregister(pipe)
+                            watch.pipe_closed = True
+                    else:
+                        selector.unregister(pidfd)
+                        proc.wait()
+                        watch.on_exit()
+                with self._lock:
+                    reason = self._stops.get(launch.job)
+                watch.tick(reason)
+        os.close(pidfd)
+        proc.stdout.close()
+        return watch.outcome()
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    exit_code: int
+    error: str
+    stopped: bool
+
+
+class _Watch:
+    """Timers of one attempt: timeout, stop request, KILL escalation, output drain."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], launch: Launch, grace: float) -> None:
+        self.proc = proc
+        self.started = time.monotonic()
+        self.deadline = self.started + launch.timeout if launch.timeout else None
+        self.timeout = launch.timeout
+        self.grace = grace
+        self.exited = False
+        self.pipe_closed = False
+        self.kill_at: float | None = None
+        self.drain_until: float | None = None
+        self.abandon_at: float | None = None
+        self.timed_out = False
+        self.stop_reason: str | None = None
+
+    def next_wakeup(self) -> float:
+        marks = [m for m in (self.deadline, self.kill_at, self.drain_until, self.abandon_at)
+                 if m is not None]
+        soonest = min(marks, default=time.monotonic() + _POLL_SECONDS)
+        return max(0.0, min(soonest - time.monotonic(), _POLL_SECONDS))
+
+    def on_exit(self) -> None:
+        self.exited = True
+        self.drain_until = time.monotonic() + DRAIN_SECONDS
+
+    def tick(self, stop_reason: str | None) -> None:
+        now = time.monotonic()
+        if self.kill_at is None and not self.exited:
+            if self.deadline is not None and now >= self.deadline:
+                self.timed_out = True
+                self._terminate(now)
+            elif stop_reason is not None:
+                self.stop_reason = stop_reason
+                self._terminate(now)
+        if self.kill_at is not None and now >= self.kill_at:
+            self._signal(signal.SIGKILL)
+            self.kill_at = None
+        if self.exited and not self.pipe_closed and self.drain_until and now >= self.drain_until:
+            # The main process ended but children keep the output open: end the job's group.
+            self._signal(signal.SIGKILL)
+            self.drain_until = None
+            self.abandon_at = now + DRAIN_SECONDS
+        if self.abandon_at is not None and now >= self.abandon_at:
+            # A process that left the job's group still holds the output: stop reading it.
+            self.pipe_closed = True
+
+    def _terminate(self, now: float) -> None:
+        self._signal(signal.SIGTERM)
+        self.kill_at = now + self.grace
+
+    def _signal(self, sig: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, sig)
+
+    def outcome(self) -> _Outcome:
+        code = self.proc.returncode
+        if code < 0:
+            exit_code = 128 - code
+            error = f"killed by {signal.Signals(-code).name}"
+        else:
+            exit_code = code
+            error = f"exit code {code}" if code else ""
+        if self.timed_out:
+            error = f"timed out after {self.timeout:g}s ({error or f'exit code {code}'})"
+        elif self.stop_reason is not None:
+            error = f"stopped: {self.stop_reason}"
+        return _Outcome(exit_code, error, self.stop_reason is not None)
+
+
+class _LogWriter:
+    """Masks output line by line, writes it to the log and hands it to the observer."""
+
+    def __init__(self, log: BinaryIO, masker: Masker, launch: Launch,
+                 on_output: OutputSink | None) -> None:
+        self._log = log
+        self._masker = masker
+        self._launch = launch
+        self._on_output = on_output
+        self._partial = b""
+        self._hash = hashlib.sha256()
+
+    def write(self, data: bytes) -> None:
+        self._partial += data
+        *lines, self._partial = self._partial.split(b"\n")
+        for line in lines:
+            self._emit(line + b"\n")
+        if len(self._partial) > _MAX_PARTIAL:
+            self._emit(self._partial)
+            self._partial = b""
+
+    def close(self) -> None:
+        if self._partial:
+            self._emit(self._partial)
+            self._partial = b""
+        self._log.flush()
+        os.fsync(self._log.fileno())
+
+    def sha256(self) -> str:
+        return self._hash.hexdigest()
+
+    def _emit(self, raw: bytes) -> None:
+        masked = self._masker.data(raw)
+        self._log.write(masked)
+        self._hash.update(masked)
+        if self._on_output is not None:
+            text = masked.decode("utf-8", errors="replace").rstrip("\n")
+            self._on_output(self._launch.job, self._launch.attempt, text)

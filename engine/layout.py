@@ -1,0 +1,107 @@
+"""Where a pipeline's runs live on disk, and finding them.
+
+    <state dir>/pipeline-runs/<run-id>.jsonl        the run's events (source of truth)
+    <state dir>/pipeline-runs/<run-id>.lock         held by the process running it
+    <state dir>/pipeline-runs/<run-id>/logs/<job>/attempt-<n>.log
+
+The state dir defaults to `.pulsaride` beside the pipeline file.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import RunNotFoundError
+from .store import RUNS_FOLDER, check_run_id, read_first_record
+
+DEFAULT_STATE_DIR = ".pulsaride"
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What a run's first line says: enough to list and pick runs."""
+
+    run_id: str
+    started_at: str
+    pipeline_path: str
+    started_by: str
+    path: Path
+
+
+@dataclass(frozen=True)
+class StateDir:
+    """A state directory holding the runs of one or more pipeline files."""
+
+    root: Path
+
+    @classmethod
+    def for_pipeline(cls, pipeline_path: Path, override: Path | None = None) -> StateDir:
+        """The state dir given explicitly, or `.pulsaride` beside the pipeline file."""
+        if override is not None:
+            return cls(override.absolute())
+        return cls(pipeline_path.absolute().parent / DEFAULT_STATE_DIR)
+
+    @property
+    def runs(self) -> Path:
+        """The folder of run files."""
+        return self.root / RUNS_FOLDER
+
+    def run_file(self, run_id: str) -> Path:
+        """The event file of `run_id`."""
+        return self.runs / f"{check_run_id(run_id)}.jsonl"
+
+    def lock_file(self, run_id: str) -> Path:
+        """The lock file of `run_id`."""
+        return self.runs / f"{check_run_id(run_id)}.lock"
+
+    def run_folder(self, run_id: str) -> Path:
+        """The folder of `run_id`'s artifacts (job logs)."""
+        return self.runs / check_run_id(run_id)
+
+    def log_path(self, run_id: str, job: str, attempt: int) -> Path:
+        """Log file of one attempt of a job, relative to the runs folder."""
+        return Path(check_run_id(run_id)) / "logs" / job / f"attempt-{attempt}.log"
+
+    def new_run_id(self) -> str:
+        """A fresh random run id (12 hex digits) not used in this state dir."""
+        while True:
+            run_id = secrets.token_hex(6)
+            if not self.run_file(run_id).exists():
+                return run_id
+
+    def summaries(self) -> list[RunSummary]:
+        """Every readable run in this state dir, oldest first."""
+        found = []
+        if not self.runs.is_dir():
+            return []
+        for path in self.runs.glob("*.jsonl"):
+            record = read_first_record(path)
+            summary = _summary(path, record) if record else None
+            if summary is not None:
+                found.append(summary)
+        return sorted(found, key=lambda s: (s.started_at, s.run_id))
+
+    def latest_run(self, pipeline_path: Path) -> str:
+        """The id of the most recently started run of `pipeline_path`."""
+        wanted = str(pipeline_path.resolve())
+        runs = [s for s in self.summaries() if s.pipeline_path == wanted]
+        if not runs:
+            raise RunNotFoundError(
+                f"no run of {pipeline_path} in {self.runs}; start one with "
+                f"'pt pipeline run {pipeline_path}'")
+        return runs[-1].run_id
+
+
+def _summary(path: Path, record: dict[str, Any]) -> RunSummary | None:
+    pipeline = record.get("pipeline")
+    run_id = record.get("pipeline_run_id")
+    if record.get("event") != "RunStarted" or not isinstance(pipeline, dict):
+        return None
+    if not isinstance(run_id, str) or path.stem != run_id:
+        return None
+    return RunSummary(run_id=run_id, started_at=str(record.get("at", "")),
+                      pipeline_path=str(pipeline.get("path", "")),
+                      started_by=str(record.get("started_by", "")), path=path)

@@ -1,0 +1,94 @@
+"""The run file's line format: one event per line, JSON, chained by SHA-256.
+
+A line is `{"seq", "event", "at", "pipeline_run_id", <event fields>, "prev"}`; job lines also
+carry `status`, the status the transition leads to. `prev` is the SHA-256 (hex) of the
+previous line's bytes without its newline (64 zeros for the first line), so an edited,
+deleted, inserted or reordered line breaks the chain.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from functools import cache
+from typing import Any
+
+import orjson
+from eventsourcing.utils import get_topic
+
+from .aggregate import PipelineRun
+from .events import EVENT_TYPES, JobEvent, RunEvent, RunStarted
+from .times import format_time, parse_time
+from .transitions import TARGET
+
+GENESIS = "0" * 64
+"""The `prev` of a run's first line."""
+
+_ENVELOPE = frozenset({"originator_id", "originator_version", "timestamp", "originator_topic"})
+_JOB_HEAD = ("job", "stage")
+
+
+class LineError(ValueError):
+    """A line that does not decode to a known, well-formed event."""
+
+
+def digest(line: bytes) -> str:
+    """The chain hash of one line (its bytes without the newline)."""
+    return hashlib.sha256(line).hexdigest()
+
+
+@cache
+def _fields(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls) if f.name not in _ENVELOPE)
+
+
+def encode(event: RunEvent | RunStarted, prev: str) -> bytes:
+    """The line bytes (no newline) for `event`, chained to the line whose digest is `prev`."""
+    cls = type(event)
+    name = cls.__name__
+    record: dict[str, Any] = {
+        "seq": event.originator_version,
+        "event": name,
+        "at": format_time(event.timestamp),
+        "pipeline_run_id": event.originator_id,
+    }
+    values = event.__dict__
+    if isinstance(event, JobEvent):
+        record["job"] = event.job
+        record["stage"] = event.stage
+        record["status"] = TARGET[name].value
+    for field in _fields(cls):
+        if field not in record:
+            record[field] = values[field]
+    record["prev"] = prev
+    return orjson.dumps(record)
+
+
+def decode(record: dict[str, Any]) -> RunEvent | RunStarted:
+    """The event a parsed line records; LineError if it is not a well-formed event."""
+    name = record.get("event")
+    cls = EVENT_TYPES.get(name) if isinstance(name, str) else None
+    if cls is None:
+        raise LineError(f"unknown event {name!r}")
+    try:
+        kwargs = {field: record[field] for field in _fields(cls)}
+        at = parse_time(record["at"])
+        run_id = record["pipeline_run_id"]
+        seq = record["seq"]
+    except KeyError as exc:
+        raise LineError(f"{name} line lacks the field {exc.args[0]!r}") from None
+    except (TypeError, ValueError) as exc:
+        raise LineError(f"{name} line has a malformed field: {exc}") from None
+    if not isinstance(seq, int) or not isinstance(run_id, str):
+        raise LineError(f"{name} line has a malformed seq or pipeline_run_id")
+    assert isinstance(name, str)
+    if issubclass(cls, JobEvent) and record.get("status") != TARGET[name].value:
+        raise LineError(f"{name} line says status {record.get('status')!r}, "
+                        f"but {name} leads to {TARGET[name].value}")
+    if cls is RunStarted:
+        kwargs["originator_topic"] = _RUN_TOPIC
+    kwargs.update(originator_id=run_id, originator_version=seq, timestamp=at)
+    return cls(**kwargs)
+
+
+_RUN_TOPIC = get_topic(PipelineRun)

@@ -1,0 +1,162 @@
+"""Reading a pipeline file: strict YAML, then JSON Schema, then semantic checks.
+
+Every problem is collected and reported at once, each naming the job and key it is about.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+from pulsaride.schemas import load_schema
+
+from .checks import pipeline_problems
+from .errors import BadInputError, PipelineDefinitionError
+from .model import Job, OnFailure, Pipeline, RetryPolicy, When
+from .yamlsafe import load_yaml
+
+_DURATION = re.compile(r"^(?P<value>[0-9]+(?:\.[0-9]+)?)(?P<unit>ms|s|m|h)$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+@dataclass(frozen=True)
+class PipelineFile:
+    """A pipeline as loaded from disk, with what identifies that exact file content."""
+
+    path: Path
+    sha256: str
+    pipeline: Pipeline
+
+
+def load_pipeline_file(path: Path) -> PipelineFile:
+    """Read and validate the pipeline file at `path`."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise BadInputError(f"{path}: no such pipeline file") from None
+    except IsADirectoryError:
+        raise BadInputError(f"{path}: is a directory, not a pipeline file") from None
+    except OSError as exc:
+        raise BadInputError(f"{path}: cannot read: {exc.strerror}") from None
+    pipeline = parse_pipeline(data, str(path))
+    return PipelineFile(path=path.resolve(), sha256=hashlib.sha256(data).hexdigest(),
+                        pipeline=pipeline)
+
+
+def parse_pipeline(data: bytes, source: str) -> Pipeline:
+    """Parse and validate pipeline file content; raise PipelineDefinitionError listing problems."""
+    document = load_yaml(data, source)
+    if not isinstance(document, dict):
+        raise PipelineDefinitionError(
+            source, ["the file must be a mapping with the keys 'stages' and 'jobs'"])
+    problems = schema_problems(document)
+    if problems:
+        raise PipelineDefinitionError(source, problems)
+    pipeline = _build(document)
+    problems = pipeline_problems(pipeline.stages, pipeline.jobs)
+    if problems:
+        raise PipelineDefinitionError(source, problems)
+    return pipeline
+
+
+def schema_problems(document: Mapping[str, Any]) -> list[str]:
+    """Messages for every place where `document` breaks schemas/pipeline.schema.json."""
+    validator = jsonschema.Draft202012Validator(load_schema("pipeline"))
+    errors = sorted(validator.iter_errors(document), key=lambda e: [str(p) for p in e.path])
+    return [_describe(error) for error in errors]
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    where = _where(error.absolute_path)
+    validator = error.validator
+    schema: dict[str, Any] = error.schema if isinstance(error.schema, dict) else {}
+    if validator == "additionalProperties":
+        allowed = list(schema.get("properties", {}))
+        given = error.instance if isinstance(error.instance, dict) else {}
+        extra = sorted(set(given) - set(allowed))
+        hints = [f"'{k}'{_did_you_mean(k, allowed)}" for k in extra]
+        return f"{where}: unknown key {', '.join(hints)} (allowed: {', '.join(allowed)})"
+    if validator == "required":
+        return f"{where}: {error.message.replace('is a required property', 'is required')}"
+    if validator == "oneOf":
+        described = schema.get("description") or "a valid value"
+        return f"{where}: {error.instance!r} is not valid; expected {described}"
+    if validator == "pattern" and str(schema.get("pattern", "")).startswith("^[A-Za-z0-9]"):
+        return (f"{where}: name {error.instance!r} may use only letters, digits, '_', '.', '-' "
+                "and must start with a letter or digit (at most 100 characters)")
+    if validator == "enum":
+        choices = error.validator_value if isinstance(error.validator_value, list) else []
+        options = ", ".join(repr(o) for o in choices if isinstance(o, str))
+        return f"{where}: {error.instance!r} is not one of {options}"
+    return f"{where}: {error.message}"
+
+
+def _where(path: Iterable[Any]) -> str:
+    parts = list(path)
+    if len(parts) >= 2 and parts[0] == "jobs":
+        rest = ".".join(str(p) for p in parts[2:])
+        return f"job '{parts[1]}'" + (f": {rest}" if rest else "")
+    return ".".join(str(p) for p in parts) or "top level"
+
+
+def _did_you_mean(word: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(word, options, n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _build(document: Mapping[str, Any]) -> Pipeline:
+    jobs = {name: _job(name, spec) for name, spec in document["jobs"].items()}
+    return Pipeline(
+        stages=tuple(document["stages"]),
+        jobs=jobs,
+        variables=_variables(document.get("variables", {})),
+        version="1.0",
+    )
+
+
+def _job(name: str, spec: Mapping[str, Any]) -> Job:
+    return Job(
+        name=name,
+        stage=spec["stage"],
+        command=spec["command"],
+        needs=tuple(spec.get("needs", ())),
+        when=When(spec.get("when", When.ON_SUCCESS)),
+        on_failure=OnFailure(spec.get("on_failure", OnFailure.CONTINUE)),
+        retry=_retry(spec.get("retry", 0)),
+        timeout=_seconds(spec["timeout"]) if "timeout" in spec else None,
+        variables=_variables(spec.get("variables", {})),
+        description=spec.get("description", ""),
+    )
+
+
+def _retry(value: int | Mapping[str, Any]) -> RetryPolicy:
+    if isinstance(value, int):
+        return RetryPolicy(max=value)
+    return RetryPolicy(
+        max=value["max"],
+        delay=_seconds(value.get("delay", 0)),
+        backoff=float(value.get("backoff", 1.0)),
+    )
+
+
+def _seconds(value: float | str) -> float:
+    if isinstance(value, int | float):
+        return float(value)
+    match = _DURATION.match(value)
+    assert match is not None  # the schema guarantees the pattern
+    return float(match["value"]) * _UNIT_SECONDS[match["unit"]]
+
+
+def _variables(values: Mapping[str, Any]) -> dict[str, str]:
+    def text(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        return str(v)
+
+    return {k: text(v) for k, v in values.items()}

@@ -1,0 +1,320 @@
+"""What a user can do to runs: start, resume, approve or reject a gate, read one.
+
+Each operation is get (replay the file), decide (checks and new events), save (append under
+lock); starting and resuming hand back a Runner that executes the run.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from .aggregate import JobState, PipelineRun
+from .changes import definition_changes
+from .errors import BadInputError, GateError, PipelineChangedError, RunIdError
+from .events import (
+    JobApproved,
+    JobInterrupted,
+    JobRejected,
+    JobRequeued,
+    RunResumed,
+)
+from .executor import Executor, LocalExecutor
+from .layout import StateDir
+from .loader import PipelineFile, load_pipeline_file
+from .masking import Masker, mask_variables, secret_values
+from .model import Pipeline, When
+from .replay import quarantine_tail, replay
+from .runner import Clock, JobEnvironment, Runner, RunObserver, RunResult
+from .store import RunFile, RunLock, Tail, check_run_id
+from .transitions import DONE, REQUEUEABLE, RUNNING, WAITING
+
+ExecutorFactory = Callable[[Masker, RunObserver, RunLock], Executor]
+
+
+def utc_now() -> datetime:
+    """The default clock."""
+    return datetime.now(UTC)
+
+
+def tool_version() -> str:
+    """The installed version of pt."""
+    try:
+        return metadata.version("pulsaride")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who acts, from where."""
+
+    user: str
+    host: str
+    pid: int
+
+    @classmethod
+    def local(cls, user: str | None = None) -> Identity:
+        """This process, acting as `user` (default: the OS user)."""
+        return cls(user=user or _os_user(), host=socket.gethostname(), pid=os.getpid())
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid-{os.getuid()}"
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """How to execute a pipeline file."""
+
+    pipeline_path: Path
+    state_dir: Path | None = None
+    parallelism: int = 4
+    wait_for_approval: bool = True
+    tool_bin: Path | None = None
+
+
+@dataclass(frozen=True)
+class Services:
+    """What operations need from the outside world (replaced in tests)."""
+
+    observer: RunObserver
+    clock: Clock = utc_now
+    identity: Identity | None = None
+    executor_factory: ExecutorFactory | None = None
+
+    def who(self) -> Identity:
+        """The acting identity."""
+        return self.identity or Identity.local()
+
+
+def start_run(request: RunRequest, services: Services, run_id: str | None = None) -> Runner:
+    """Record a new run of the pipeline file and return its runner."""
+    pipeline_file = load_pipeline_file(request.pipeline_path)
+    state = StateDir.for_pipeline(pipeline_file.path, request.state_dir)
+    run_id = check_run_id(run_id) if run_id else state.new_run_id()
+    if state.run_file(run_id).exists():
+        raise RunIdError(f"run {run_id} already exists; use 'pt pipeline resume' to continue it")
+    who = services.who()
+    lock = _acquire(state, run_id, who, services.clock())
+    try:
+        run_file = RunFile.create(state.run_file(run_id), run_id)
+        masker = _masker(pipeline_file.pipeline)
+        run = PipelineRun.start(
+            run_id, services.clock(),
+            pipeline=_recorded_pipeline(pipeline_file, masker),
+            parameters=_parameters(request, state),
+            started_by=who.user, host=who.host, pid=who.pid, tool_version=tool_version(),
+        )
+        with run_file.locked():
+            events = run.pending()
+            run_file.append(events)
+        services.observer.events_recorded(run, events)
+        return _runner(run, run_file, lock, pipeline_file, state=state, request=request,
+                       services=services, masker=masker)
+    except BaseException:
+        lock.release()
+        raise
+
+
+def resume_run(request: RunRequest, services: Services, run_id: str, *,
+               from_stage: str | None = None, allow_changed: bool = False) -> Runner | RunResult:
+    """Take an existing run over and return its runner (or its result if nothing is left)."""
+    pipeline_file = load_pipeline_file(request.pipeline_path)
+    state = StateDir.for_pipeline(pipeline_file.path, request.state_dir)
+    run_id = check_run_id(run_id)
+    if not state.run_file(run_id).exists():
+        raise RunIdError(f"no run {run_id} in {state.runs}")
+    who = services.who()
+    lock = _acquire(state, run_id, who, services.clock())
+    try:
+        run_file = RunFile.open(state.run_file(run_id), run_id, writable=True)
+        masker = _masker(pipeline_file.pipeline)
+        with run_file.locked():
+            run = replay(run_file)
+            now = services.clock()
+            quarantine_tail(run_file, run, now)
+            changes = _check_unchanged(run, pipeline_file, masker, allow_changed)
+            if run.outcome == "succeeded" and changes is None:
+                events = run.pending()
+                run_file.append(events)
+                run_file.close()
+                lock.release()
+                return RunResult(run_id, "succeeded", 0)
+            stage = _from_stage(pipeline_file.pipeline, run, from_stage)
+            run.record(
+                RunResumed, now, by=who.user, host=who.host, pid=who.pid,
+                tool_version=tool_version(), parameters=_parameters(request, state),
+                from_stage=stage,
+                pipeline=_recorded_pipeline(pipeline_file, masker) if changes else None,
+                changes=changes,
+            )
+            _requeue(run, pipeline_file.pipeline, stage, now)
+            events = run.pending()
+            run_file.append(events)
+        services.observer.events_recorded(run, events)
+        return _runner(run, run_file, lock, pipeline_file, state=state, request=request,
+                       services=services, masker=masker)
+    except BaseException:
+        lock.release()
+        raise
+
+
+def decide_gate(pipeline_path: Path, *, state_dir: Path | None, run_id: str | None, job: str,
+                approve: bool, reason: str, services: Services) -> tuple[PipelineRun, JobState]:
+    """Record an approval or rejection of a waiting manual job; return the run and the job."""
+    state = StateDir.for_pipeline(pipeline_path, state_dir)
+    run_id = check_run_id(run_id) if run_id else state.latest_run(pipeline_path)
+    run_file = RunFile.open(state.run_file(run_id), run_id, writable=True)
+    who = services.who()
+    try:
+        with run_file.locked():
+            run = replay(run_file)
+            now = services.clock()
+            quarantine_tail(run_file, run, now)
+            current = _waiting_gate(run, job)
+            event = JobApproved if approve else JobRejected
+            run.record(event, now, job=job, stage=current.stage, attempt=current.attempt,
+                       by=who.user, reason=reason, host=who.host)
+            run_file.append(run.pending())
+    finally:
+        run_file.close()
+    return run, run.jobs[job]
+
+
+@dataclass(frozen=True)
+class RunView:
+    """A run as read from disk, for status and history views."""
+
+    run: PipelineRun
+    path: Path
+    tail: Tail | None
+    active: bool
+
+
+def read_run(pipeline_path: Path, state_dir: Path | None, run_id: str | None) -> RunView:
+    """Replay a run (by default the latest of the pipeline file) without changing anything."""
+    state = StateDir.for_pipeline(pipeline_path, state_dir)
+    run_id = check_run_id(run_id) if run_id else state.latest_run(pipeline_path)
+    run_file = RunFile.open(state.run_file(run_id), run_id)
+    try:
+        run = replay(run_file)
+    finally:
+        run_file.close()
+    return RunView(run=run, path=run_file.path, tail=run_file.tail,
+                   active=RunLock.is_held(state.lock_file(run_id)))
+
+
+# ---- helpers -------------------------------------------------------------------------------
+
+
+def _acquire(state: StateDir, run_id: str, who: Identity, now: datetime) -> RunLock:
+    owner = {"pid": who.pid, "host": who.host, "user": who.user, "since": now.isoformat()}
+    return RunLock.acquire(state.lock_file(run_id), owner)
+
+
+def _runner(run: PipelineRun, run_file: RunFile, lock: RunLock, pipeline_file: PipelineFile, *,
+            state: StateDir, request: RunRequest, services: Services, masker: Masker) -> Runner:
+    factory = services.executor_factory or _local_executor
+    return Runner(
+        run=run, run_file=run_file, lock=lock, pipeline_file=pipeline_file, state=state,
+        executor=factory(masker, services.observer, lock),
+        environment=JobEnvironment(base=dict(os.environ), tool_bin=request.tool_bin,
+                                   workdir=pipeline_file.path.parent),
+        clock=services.clock, observer=services.observer,
+        parallelism=request.parallelism, wait_for_approval=request.wait_for_approval,
+    )
+
+
+def _local_executor(masker: Masker, observer: RunObserver, lock: RunLock) -> Executor:
+    return LocalExecutor(masker, on_output=observer.job_output, inherit_fds=(lock.fd,))
+
+
+def _masker(pipeline: Pipeline) -> Masker:
+    job_variables = [job.variables for job in pipeline.jobs.values()]
+    return Masker(secret_values(dict(os.environ), pipeline.variables, *job_variables))
+
+
+def _recorded_pipeline(pipeline_file: PipelineFile, masker: Masker) -> dict[str, Any]:
+    definition = pipeline_file.pipeline.definition()
+    definition["variables"] = mask_variables(definition["variables"])
+    for spec in definition["jobs"].values():
+        spec["variables"] = mask_variables(spec["variables"])
+    return {"path": str(pipeline_file.path), "sha256": pipeline_file.sha256,
+            "definition": masker.document(definition)}
+
+
+def _parameters(request: RunRequest, state: StateDir) -> dict[str, Any]:
+    return {"parallelism": request.parallelism, "wait_for_approval": request.wait_for_approval,
+            "state_dir": str(state.root)}
+
+
+def _check_unchanged(run: PipelineRun, pipeline_file: PipelineFile, masker: Masker,
+                     allow_changed: bool) -> list[str] | None:
+    """None if the file is the one the run uses; else the changes (if allowed)."""
+    if pipeline_file.sha256 == run.pipeline_sha256:
+        return None
+    new = _recorded_pipeline(pipeline_file, masker)["definition"]
+    changes = definition_changes(run.definition, new)
+    if new != run.definition and not allow_changed:
+        listed = "\n".join(f"  - {c}" for c in changes)
+        raise PipelineChangedError(
+            f"{pipeline_file.path} changed since run {run.id} started:\n{listed}\n"
+            "resume with --allow-changed to continue with the new file (DONE jobs stay DONE)")
+    return changes
+
+
+def _from_stage(pipeline: Pipeline, run: PipelineRun, wanted: str | None) -> str:
+    if wanted is not None:
+        if wanted not in pipeline.stages:
+            raise BadInputError(f"unknown stage '{wanted}' (stages: {', '.join(pipeline.stages)})")
+        return wanted
+    for stage in pipeline.stages:
+        if any(run.jobs[job.name].status is not DONE for job in pipeline.jobs_of(stage)):
+            return stage
+    return pipeline.stages[-1]
+
+
+def _requeue(run: PipelineRun, pipeline: Pipeline, from_stage: str, now: datetime) -> None:
+    first = pipeline.stage_index(from_stage)
+    for name, job in run.active_jobs.items():
+        if job.status is RUNNING:
+            run.record(JobInterrupted, now, job=name, stage=job.stage, attempt=job.attempt,
+                       started_at=job.started_at,
+                       reason="the runner process ended while the job was running")
+    for name, job in run.active_jobs.items():
+        if pipeline.stage_index(job.stage) >= first and job.status in REQUEUEABLE:
+            run.record(JobRequeued, now, job=name, stage=job.stage, attempt=job.attempt,
+                       reason=f"resumed from stage {from_stage}", previous=job.status.value)
+
+
+def _waiting_gate(run: PipelineRun, name: str) -> JobState:
+    jobs = run.active_jobs
+    gates = [n for n, spec in run.definition["jobs"].items() if spec["when"] == When.MANUAL]
+    if name not in jobs:
+        raise GateError(f"run {run.id} has no job '{name}' (manual jobs: {', '.join(gates)})")
+    job = jobs[name]
+    if name not in gates:
+        raise GateError(f"job '{name}' is not a manual job (manual jobs: {', '.join(gates)})")
+    if job.status is not WAITING:
+        raise GateError(f"job '{name}' is not waiting for approval: it is {job.status.value}"
+                        + _gate_hint(job))
+    return job
+
+
+def _gate_hint(job: JobState) -> str:
+    if job.approval is not None:
+        return f" ({job.approval.decision} by {job.approval.by} at {job.approval.at})"
+    if job.status.value == "PENDING":
+        return " (its needs are not met yet, or its stage has not started)"
+    return ""

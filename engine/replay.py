@@ -1,0 +1,70 @@
+"""Rebuilding a run's state from its file: the only way state is ever obtained."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from eventsourcing.domain import OriginatorIDError, OriginatorVersionError
+
+from .aggregate import PipelineRun
+from .errors import PulsarideError, RunFileError
+from .events import RunEvent, RunStarted, TailQuarantined
+from .store import RunFile
+
+RecordedEvent = RunEvent | RunStarted
+
+
+def replay(run_file: RunFile) -> PipelineRun:
+    """Fold every good line of `run_file` into a PipelineRun (a torn tail is left in `.tail`)."""
+    run: PipelineRun | None = None
+    for line_no, event in run_file.read_new():
+        if run is None:
+            assert isinstance(event, RunStarted)  # the store checks the first line
+            run = _first(run_file, line_no, event)
+        else:
+            apply_line(run_file, run, line_no, event)
+    if run is None:
+        raise RunFileError(str(run_file.path), 1, "the run file holds no complete line")
+    return run
+
+
+def fold_new_lines(run_file: RunFile, run: PipelineRun) -> list[RecordedEvent]:
+    """Fold lines written since the last read into `run`; return their events."""
+    events: list[RecordedEvent] = []
+    for line_no, event in run_file.read_new():
+        apply_line(run_file, run, line_no, event)
+        events.append(event)
+    return events
+
+
+def _first(run_file: RunFile, line_no: int, event: RunStarted) -> PipelineRun:
+    try:
+        run = event.mutate(None)
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise RunFileError(str(run_file.path), line_no, f"malformed RunStarted: {exc}") from None
+    assert isinstance(run, PipelineRun)
+    return run
+
+
+def apply_line(run_file: RunFile, run: PipelineRun, line_no: int, event: RecordedEvent) -> None:
+    """Fold one line's event into `run`; a refusal names the line."""
+    if isinstance(event, RunStarted):
+        raise RunFileError(str(run_file.path), line_no, "a second RunStarted line")
+    try:
+        event.mutate(run)
+    except PulsarideError as exc:
+        raise RunFileError(str(run_file.path), line_no, str(exc)) from None
+    except (OriginatorIDError, OriginatorVersionError) as exc:
+        raise RunFileError(str(run_file.path), line_no, f"out of sequence: {exc}") from None
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise RunFileError(str(run_file.path), line_no,
+                           f"malformed {type(event).__name__}: {exc}") from None
+
+
+def quarantine_tail(run_file: RunFile, run: PipelineRun, at: datetime) -> None:
+    """Move a torn tail aside and record that on `run` (call under the append lock)."""
+    tail = run_file.tail
+    if tail is None:
+        return
+    side = run_file.quarantine_tail()
+    run.record(TailQuarantined, at, path=side.name, size=len(tail.data), sha256=tail.sha256)

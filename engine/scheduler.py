@@ -1,0 +1,159 @@
+"""Scheduling decisions: given a run's job states, what happens next. Pure; no I/O, no clock.
+
+`decide` answers with intents (event class + fields) that the runner records through the
+aggregate. The rules are DESIGN.md's execution model:
+1. Stages run in order: jobs of stage N+1 start only when every job of stage N is terminal.
+2. In the current stage a job starts once its needs allow, at most `parallelism` at a time.
+3. on_success runs when every need is DONE; always when every need is terminal; manual
+   waits for approval once every need is DONE.
+4. A job whose need ended unsuccessfully (and that is not `always`) is SKIPPED, transitively,
+   naming the job that caused it.
+5. DONE is final; nothing here ever starts a job that is not PENDING, APPROVED or RETRYING.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from .aggregate import JobState
+from .events import (
+    JobAwaitingApproval,
+    JobSkipped,
+    JobStarted,
+    RunEvent,
+    RunFinished,
+)
+from .model import Job, Pipeline, When
+from .times import format_time, parse_time
+from .transitions import (
+    APPROVED,
+    DONE,
+    PENDING,
+    RETRYING,
+    RUNNING,
+    SKIPPED,
+    TERMINAL,
+    UNSUCCESSFUL,
+    JobStatus,
+)
+
+
+@dataclass(frozen=True)
+class Intent:
+    """An event the scheduler wants recorded."""
+
+    event: type[RunEvent]
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+def decide(jobs: Mapping[str, JobState], pipeline: Pipeline, now: datetime,
+           parallelism: int, *, aborted: bool = False) -> list[Intent]:
+    """The next events of a run whose jobs stand as `jobs`; empty when nothing can happen now."""
+    status = {name: jobs[name].status for name in pipeline.jobs}
+    intents = [] if aborted else _skips(jobs, pipeline, status)
+    stage = current_stage(pipeline, status)
+    if stage is None:
+        return [*intents, _finished(jobs, pipeline, status, aborted)]
+    if aborted:
+        return intents
+    slots = parallelism - sum(1 for s in status.values() if s is RUNNING)
+    for job in pipeline.jobs_of(stage):
+        intent = _next_step(job, jobs[job.name], status, now)
+        if intent is None:
+            continue
+        if intent.event is JobStarted:
+            if slots <= 0:
+                continue
+            slots -= 1
+        intents.append(intent)
+    return intents
+
+
+def current_stage(pipeline: Pipeline, status: Mapping[str, JobStatus]) -> str | None:
+    """The first stage with a job that is not terminal (None when every job is)."""
+    for stage in pipeline.stages:
+        if any(status[job.name] not in TERMINAL for job in pipeline.jobs_of(stage)):
+            return stage
+    return None
+
+
+def next_retry_at(jobs: Mapping[str, JobState]) -> datetime | None:
+    """When the earliest waiting retry is due."""
+    due = [parse_time(j.retry_at) for j in jobs.values() if j.status is RETRYING and j.retry_at]
+    return min(due, default=None)
+
+
+def _next_step(job: Job, state: JobState, status: Mapping[str, JobStatus],
+               now: datetime) -> Intent | None:
+    needs = [status[n] for n in job.needs]
+    if state.status is PENDING:
+        if job.when is When.MANUAL:
+            if all(s is DONE for s in needs):
+                return _job_intent(JobAwaitingApproval, state)
+            return None
+        ready = all(s in TERMINAL for s in needs) if job.when is When.ALWAYS else all(
+            s is DONE for s in needs)
+        return _start(state, now) if ready else None
+    if state.status is APPROVED:
+        return _start(state, now)
+    if state.status is RETRYING and (state.retry_at is None or parse_time(state.retry_at) <= now):
+        return _start(state, now)
+    return None
+
+
+def _start(state: JobState, now: datetime) -> Intent:
+    return Intent(JobStarted, {"job": state.name, "stage": state.stage,
+                               "attempt": state.attempt + 1, "started_at": format_time(now)})
+
+
+def _job_intent(event: type[RunEvent], state: JobState, **extra: Any) -> Intent:
+    return Intent(event, {"job": state.name, "stage": state.stage, "attempt": state.attempt,
+                          **extra})
+
+
+def _skips(jobs: Mapping[str, JobState], pipeline: Pipeline,
+           status: dict[str, JobStatus]) -> list[Intent]:
+    """SKIPPED for every pending job a failed need blocks, transitively; updates `status`."""
+    causes = {name: state.cause or name for name, state in jobs.items()}
+    intents = []
+    for job in pipeline.ordered:
+        if status[job.name] is not PENDING or job.when is When.ALWAYS:
+            continue
+        blocker = next((n for n in job.needs if status[n] in UNSUCCESSFUL), None)
+        if blocker is None:
+            continue
+        cause = causes[blocker] if status[blocker] is SKIPPED else blocker
+        reason = f"needs {blocker} ({status[blocker].value})"
+        if cause != blocker:
+            reason += f"; cause: {cause} ({status.get(cause, jobs[cause].status).value})"
+        intents.append(_job_intent(JobSkipped, jobs[job.name], reason=reason, cause=cause))
+        status[job.name] = SKIPPED
+        causes[job.name] = cause
+    return intents
+
+
+def _finished(jobs: Mapping[str, JobState], pipeline: Pipeline,
+              status: Mapping[str, JobStatus], aborted: bool) -> Intent:
+    counts = Counter(s.value for s in status.values())
+    return Intent(RunFinished, {"outcome": outcome(jobs, pipeline, status, aborted),
+                                "counts": dict(sorted(counts.items()))})
+
+
+def outcome(jobs: Mapping[str, JobState], pipeline: Pipeline,
+            status: Mapping[str, JobStatus], aborted: bool) -> str:
+    """succeeded | aborted | rejected (only refused gates kept it from succeeding) | failed."""
+    if aborted:
+        return "aborted"
+    if all(status[name] is DONE for name in pipeline.jobs):
+        return "succeeded"
+    rejected = {name for name in pipeline.jobs
+                if (a := jobs[name].approval) is not None and a.decision == "rejected"
+                and status[name] is SKIPPED}
+    unsuccessful = [name for name in pipeline.jobs if status[name] is not DONE]
+    if all(name in rejected or jobs[name].cause in rejected for name in unsuccessful):
+        return "rejected"
+    return "failed"

@@ -1,0 +1,330 @@
+"""The run files on disk: the only code that reads or writes `<state>/pipeline-runs/<id>.jsonl`.
+
+Writes: one `write()` per batch of lines, under an exclusive `flock` on the file, followed by
+`fdatasync` before the caller acts on what was written. Reads: lines are checked as they are
+read (sequence, hash chain, run id, known event). Bytes after the last good line that hold no
+good line themselves are a torn tail: reported, and moved aside (quarantined) by a writer.
+A bad line followed by good lines is damage in the middle and is refused, never skipped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import os
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from .errors import RunFileError, RunIdError, RunLockedError, StoreWriteError
+from .events import RunEvent, RunStarted
+from .lines import GENESIS, LineError, decode, digest, encode
+
+RUNS_FOLDER = "pipeline-runs"
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_READ_CHUNK = 8 * 1024 * 1024
+
+
+def check_run_id(run_id: str) -> str:
+    """Return `run_id` if it is a safe file-name-like id; raise RunIdError otherwise."""
+    if not _RUN_ID.match(run_id) or ".." in run_id:
+        raise RunIdError(
+            f"invalid run id {run_id!r}: use 1-64 letters, digits, '_', '.', '-' "
+            "(no path separators, no '..')")
+    return run_id
+
+
+@dataclass(frozen=True)
+class Tail:
+    """Bytes after the last good line: a torn or garbled write."""
+
+    offset: int
+    data: bytes
+    first_line_no: int
+
+    @property
+    def sha256(self) -> str:
+        """Digest of the tail bytes."""
+        return hashlib.sha256(self.data).hexdigest()
+
+
+class RunFile:
+    """One run's append-only JSONL file, read and written incrementally."""
+
+    def __init__(self, path: Path, run_id: str, fd: int) -> None:
+        self.path = path
+        self.run_id = run_id
+        self._fd = fd
+        self.offset = 0  # bytes of good lines read or written so far
+        self.seq = 0
+        self.head = GENESIS
+        self.lines = 0
+        self.tail: Tail | None = None
+
+    @classmethod
+    def create(cls, path: Path, run_id: str) -> RunFile:
+        """Create the file for a new run; refuse if it exists."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            raise RunIdError(f"run {run_id} already exists ({path})") from None
+        _fsync_dir(path.parent)
+        return cls(path, run_id, fd)
+
+    @classmethod
+    def open(cls, path: Path, run_id: str, *, writable: bool = False) -> RunFile:
+        """Open an existing run file for reading (and appending, if `writable`)."""
+        flags = os.O_RDWR | os.O_APPEND if writable else os.O_RDONLY
+        try:
+            fd = os.open(path, flags | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            raise RunIdError(f"no run {run_id} in {path.parent}") from None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise RunIdError(f"{path} is a symbolic link; refusing it") from None
+            raise
+        return cls(path, run_id, fd)
+
+    def close(self) -> None:
+        """Release the file descriptor."""
+        with contextlib.suppress(OSError):
+            os.close(self._fd)
+
+    # ---- reading ---------------------------------------------------------------------
+
+    def read_new(self) -> Iterator[tuple[int, RunEvent | RunStarted]]:
+        """Yield (line number, event) for every good line after what was read so far.
+
+        When the generator ends, `self.tail` describes any bytes left after the last good line.
+        """
+        self.tail = None
+        pending = b""
+        position = self.offset
+        bad: tuple[int, str] | None = None
+        while True:
+            chunk = os.pread(self._fd, _READ_CHUNK, position)
+            if not chunk:
+                break
+            position += len(chunk)
+            pending += chunk
+            *complete, pending = pending.split(b"\n")
+            for raw in complete:
+                line_no = self.lines + 1
+                if bad is not None:
+                    if _looks_like_event(raw):
+                        raise RunFileError(str(self.path), bad[0], f"damaged line: {bad[1]}")
+                    continue
+                try:
+                    event = self._check(raw)
+                except LineError as exc:
+                    bad = (line_no, str(exc))
+                    continue
+                self.offset += len(raw) + 1
+                self.lines += 1
+                self.seq = event.originator_version
+                self.head = digest(raw)
+                yield line_no, event
+        if position > self.offset:
+            data = os.pread(self._fd, position - self.offset, self.offset)
+            self.tail = Tail(offset=self.offset, data=data, first_line_no=self.lines + 1)
+
+    def _check(self, raw: bytes) -> RunEvent | RunStarted:
+        try:
+            record = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise LineError("not a JSON line") from None
+        if not isinstance(record, dict):
+            raise LineError("not a JSON object")
+        if record.get("seq") != self.seq + 1:
+            raise LineError(f"seq is {record.get('seq')!r}, expected {self.seq + 1}")
+        if record.get("prev") != self.head:
+            raise LineError("prev does not match the previous line's SHA-256 (chain broken)")
+        if record.get("pipeline_run_id") != self.run_id:
+            raise LineError(f"belongs to run {record.get('pipeline_run_id')!r}, "
+                            f"not {self.run_id!r}")
+        if (self.seq == 0) != (record.get("event") == "RunStarted"):
+            raise LineError("a run file starts with RunStarted, and only there")
+        return decode(record)
+
+    # ---- writing ---------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the file's exclusive append lock (other writers wait)."""
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def size(self) -> int:
+        """Current size of the file on disk."""
+        return os.fstat(self._fd).st_size
+
+    def append(self, events: Sequence[RunEvent | RunStarted]) -> list[bytes]:
+        """Write `events` as one batch and sync it; call under `locked()`, caught up."""
+        if not events:
+            return []
+        if self.size() != self.offset:
+            raise StoreWriteError(f"{self.path}: not caught up before appending (internal error)")
+        lines: list[bytes] = []
+        head = self.head
+        for event in events:
+            if event.originator_version != self.seq + len(lines) + 1:
+                raise StoreWriteError(f"{self.path}: event out of sequence (internal error)")
+            line = encode(event, head)
+            head = digest(line)
+            lines.append(line)
+        data = b"\n".join(lines) + b"\n"
+        self._write_durably(data)
+        self.offset += len(data)
+        self.seq += len(lines)
+        self.lines += len(lines)
+        self.head = head
+        return lines
+
+    def _write_durably(self, data: bytes) -> None:
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+            os.fdatasync(self._fd)
+        except OSError as exc:
+            # Leave no partial line behind; if even that fails, the tail is quarantined later.
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, self.offset)
+            raise StoreWriteError(
+                f"{self.path}: cannot write the run's events durably: {exc.strerror}; "
+                "the run stopped and can be resumed once the cause is fixed") from None
+
+    def quarantine_tail(self) -> Path:
+        """Move the torn tail to a side file and cut it from the run file; call under lock."""
+        tail = self.tail
+        assert tail is not None
+        side = self.path.with_name(f"{self.path.name}.tail-{tail.first_line_no}-{tail.sha256[:12]}")
+        side.write_bytes(tail.data)
+        with side.open("rb") as handle:
+            os.fsync(handle.fileno())
+        os.ftruncate(self._fd, tail.offset)
+        os.fsync(self._fd)
+        _fsync_dir(self.path.parent)
+        self.tail = None
+        return side
+
+
+class RunLock:
+    """Exclusive ownership of a run by one runner process (held until the process ends).
+
+    The lock is a `flock` on `<id>.lock`; the kernel frees it when every holder is gone. Job
+    processes inherit it, so a run cannot be resumed while jobs of a dead runner still run.
+    """
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path = path
+        self.fd = fd
+
+    @classmethod
+    def acquire(cls, path: Path, owner: dict[str, Any]) -> RunLock:
+        """Take the lock or raise RunLockedError describing the current holder."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read_owner(fd)
+            os.close(fd)
+            raise RunLockedError(_locked_message(path, holder)) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, orjson.dumps(owner) + b"\n", 0)
+        os.set_inheritable(fd, True)
+        return cls(path, fd)
+
+    @staticmethod
+    def is_held(path: Path) -> bool:
+        """True if some live process holds the lock at `path`."""
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
+
+    def release(self) -> None:
+        """Give the lock up."""
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+
+
+def _read_owner(fd: int) -> dict[str, Any]:
+    try:
+        owner = orjson.loads(os.pread(fd, 4096, 0) or b"{}")
+    except orjson.JSONDecodeError:
+        return {}
+    return owner if isinstance(owner, dict) else {}
+
+
+def _locked_message(path: Path, holder: dict[str, Any]) -> str:
+    run_id = path.stem
+    pid = holder.get("pid")
+    host = holder.get("host", "?")
+    alive = _pid_alive(pid) if isinstance(pid, int) and host == os.uname().nodename else None
+    if alive is False:
+        return (f"run {run_id} is still locked: its runner (pid {pid}) is gone, but job "
+                "processes it started are still running; wait for them or stop them")
+    return (f"run {run_id} is active in another process (pid {pid} on {host}, since "
+            f"{holder.get('since', '?')}); wait for it to finish or stop it first")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _looks_like_event(raw: bytes) -> bool:
+    try:
+        record = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(record, dict) and "seq" in record and "event" in record
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_first_record(path: Path) -> dict[str, Any] | None:
+    """The parsed first line of a run file, or None if it has none or it is unreadable."""
+    try:
+        with path.open("rb") as handle:
+            first = handle.readline(16 * 1024 * 1024)
+    except OSError:
+        return None
+    if not first.endswith(b"\n"):
+        return None
+    try:
+        record = orjson.loads(first)
+    except orjson.JSONDecodeError:
+        return None
+    return record if isinstance(record, dict) else None

@@ -1,0 +1,96 @@
+"""Every legal job-state transition, as data. Everything that changes a job's status lives here.
+
+TABLE[status][event] is the status after `event`; a pair missing from the table is illegal and
+raises without changing anything. DONE has no outgoing transition: a DONE job is final.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from .errors import IllegalTransitionError
+
+
+class JobStatus(StrEnum):
+    """Where a job stands in a run."""
+
+    PENDING = "PENDING"  # not started; waits for its stage and its needs
+    WAITING = "WAITING"  # a manual gate whose needs are met; waits for approval
+    APPROVED = "APPROVED"  # a gate released; starts when a slot is free
+    RUNNING = "RUNNING"
+    RETRYING = "RETRYING"  # an attempt failed; another will start at retry_at
+    DONE = "DONE"
+    FAILED = "FAILED"
+    SKIPPED = "SKIPPED"  # a need failed, or the gate was rejected
+    CANCELLED = "CANCELLED"  # stopped or never started because the run was aborted
+    INTERRUPTED = "INTERRUPTED"  # was RUNNING when its runner process died
+
+
+PENDING, WAITING, APPROVED, RUNNING, RETRYING = (
+    JobStatus.PENDING, JobStatus.WAITING, JobStatus.APPROVED, JobStatus.RUNNING,
+    JobStatus.RETRYING,
+)
+DONE, FAILED, SKIPPED, CANCELLED, INTERRUPTED = (
+    JobStatus.DONE, JobStatus.FAILED, JobStatus.SKIPPED, JobStatus.CANCELLED,
+    JobStatus.INTERRUPTED,
+)
+
+TERMINAL = frozenset({DONE, FAILED, SKIPPED, CANCELLED, INTERRUPTED})
+"""Statuses in which a job stays unless a resume requeues it."""
+
+UNSUCCESSFUL = frozenset({FAILED, SKIPPED, CANCELLED, INTERRUPTED})
+"""Terminal statuses that make `on_success` and `manual` dependents SKIPPED."""
+
+REQUEUEABLE = UNSUCCESSFUL
+"""Statuses a resume puts back to PENDING, with a fresh retry budget."""
+
+TABLE: dict[JobStatus, dict[str, JobStatus]] = {
+    PENDING: {
+        "JobStarted": RUNNING,
+        "JobAwaitingApproval": WAITING,
+        "JobSkipped": SKIPPED,
+        "JobCancelled": CANCELLED,
+    },
+    WAITING: {
+        "JobApproved": APPROVED,
+        "JobRejected": SKIPPED,
+        "JobCancelled": CANCELLED,
+    },
+    APPROVED: {
+        "JobStarted": RUNNING,
+        "JobCancelled": CANCELLED,
+    },
+    RUNNING: {
+        "JobSucceeded": DONE,
+        "JobRetrying": RETRYING,
+        "JobFailed": FAILED,
+        "JobCancelled": CANCELLED,
+        "JobInterrupted": INTERRUPTED,
+    },
+    RETRYING: {
+        "JobStarted": RUNNING,
+        "JobCancelled": CANCELLED,
+    },
+    DONE: {},
+    FAILED: {"JobRequeued": PENDING},
+    SKIPPED: {"JobRequeued": PENDING},
+    CANCELLED: {"JobRequeued": PENDING},
+    INTERRUPTED: {"JobRequeued": PENDING},
+}
+
+TARGET: dict[str, JobStatus] = {
+    event: target for row in TABLE.values() for event, target in row.items()
+}
+"""The status every job event leads to (each event has exactly one target)."""
+
+assert all(
+    TARGET[event] == target for row in TABLE.values() for event, target in row.items()
+), "each job event must lead to one status"
+
+
+def next_status(job: str, status: JobStatus, event: str) -> JobStatus:
+    """The status after `event`, or IllegalTransitionError if the table forbids it."""
+    target = TABLE[status].get(event)
+    if target is None:
+        raise IllegalTransitionError(job, status.value, event)
+    return target
