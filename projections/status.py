@@ -145,7 +145,8 @@ def _detail(job: dict[str, Any]) -> str:
     status = job["status"]
     if job["duration_seconds"] is not None:
         parts.append(f"{job['duration_seconds']:.1f}s")
-    if job["max_attempts"] > 1 and job["attempt"]:
+    retried = job["attempts_in_budget"] > 1 or status in ("RUNNING", "RETRYING", "FAILED")
+    if job["max_attempts"] > 1 and job["attempt"] and retried:
         parts.append(f"attempt {job['attempts_in_budget']}/{job['max_attempts']}")
     if status in ("FAILED", "INTERRUPTED", "CANCELLED", "RETRYING") and job["error"]:
         parts.append(job["error"])

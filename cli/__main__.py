@@ -1,0 +1,5 @@
+"""`python -m pulsaride.cli` runs `pt`."""
+
+from .main import main
+
+main()

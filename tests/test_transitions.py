@@ -1,0 +1,60 @@
+"""The transition table: legal moves change status; illegal ones raise and change nothing."""
+
+from __future__ import annotations
+
+import pytest
+from pulsaride.engine.aggregate import JobState, evolve_job
+from pulsaride.engine.errors import IllegalTransitionError
+from pulsaride.engine.events import EVENT_TYPES, JobEvent, JobStarted, JobSucceeded
+from pulsaride.engine.transitions import DONE, TABLE, TARGET, JobStatus, next_status
+
+JOB_EVENTS = sorted(name for name, cls in EVENT_TYPES.items() if issubclass(cls, JobEvent))
+
+
+def test_every_job_event_has_exactly_one_target() -> None:
+    assert sorted(TARGET) == JOB_EVENTS
+
+
+def test_done_is_final_for_every_event() -> None:
+    for event in JOB_EVENTS:
+        with pytest.raises(IllegalTransitionError):
+            next_status("j", DONE, event)
+
+
+def test_table_covers_every_status() -> None:
+    assert set(TABLE) == set(JobStatus)
+
+
+@pytest.mark.parametrize("status", list(JobStatus))
+@pytest.mark.parametrize("event", JOB_EVENTS)
+def test_next_status_follows_the_table(status: JobStatus, event: str) -> None:
+    if event in TABLE[status]:
+        assert next_status("j", status, event) is TABLE[status][event]
+    else:
+        with pytest.raises(IllegalTransitionError, match=f"{event} is not allowed"):
+            next_status("j", status, event)
+
+
+def _started(attempt: int) -> JobStarted:
+    from datetime import UTC, datetime
+
+    return JobStarted(originator_id="r", originator_version=2, timestamp=datetime.now(UTC),
+                      job="j", stage="s", attempt=attempt, started_at="t")
+
+
+def test_evolve_rejects_a_start_that_skips_an_attempt() -> None:
+    with pytest.raises(IllegalTransitionError):
+        evolve_job(JobState(name="j", stage="s"), _started(2), "t")
+
+
+def test_evolve_done_then_start_raises_and_keeps_the_state() -> None:
+    from datetime import UTC, datetime
+
+    running = evolve_job(JobState(name="j", stage="s"), _started(1), "t")
+    done = evolve_job(running, JobSucceeded(
+        originator_id="r", originator_version=3, timestamp=datetime.now(UTC), job="j",
+        stage="s", attempt=1, exit_code=0), "t")
+    assert done.status is DONE
+    with pytest.raises(IllegalTransitionError, match="JobStarted is not allowed when the job is DONE"):
+        evolve_job(done, _started(2), "t")
+    assert done.status is DONE
