@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from pulsaride.engine.aggregate import JobState, evolve_job
 from pulsaride.engine.errors import IllegalTransitionError
@@ -36,8 +38,6 @@ def test_next_status_follows_the_table(status: JobStatus, event: str) -> None:
 
 
 def _started(attempt: int) -> JobStarted:
-    from datetime import UTC, datetime
-
     return JobStarted(originator_id="r", originator_version=2, timestamp=datetime.now(UTC),
                       job="j", stage="s", attempt=attempt, started_at="t")
 
@@ -48,13 +48,12 @@ def test_evolve_rejects_a_start_that_skips_an_attempt() -> None:
 
 
 def test_evolve_done_then_start_raises_and_keeps_the_state() -> None:
-    from datetime import UTC, datetime
-
     running = evolve_job(JobState(name="j", stage="s"), _started(1), "t")
     done = evolve_job(running, JobSucceeded(
         originator_id="r", originator_version=3, timestamp=datetime.now(UTC), job="j",
         stage="s", attempt=1, exit_code=0), "t")
     assert done.status is DONE
-    with pytest.raises(IllegalTransitionError, match="JobStarted is not allowed when the job is DONE"):
+    refused = "JobStarted is not allowed when the job is DONE"
+    with pytest.raises(IllegalTransitionError, match=refused):
         evolve_job(done, _started(2), "t")
     assert done.status is DONE
