@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import os
+import sys
 from typing import Any
 
 import click
@@ -52,4 +54,8 @@ cli.add_command(pipeline)
 
 def main() -> None:
     """Console-script entry point."""
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        # A stdout that cannot encode a status symbol or a job's output (a non-UTF-8 locale,
+        # PYTHONIOENCODING=ascii) must not crash the runner between recording and launching.
+        sys.stdout.reconfigure(errors="replace")
     cli.main(prog_name="pt")

@@ -91,7 +91,8 @@ def resume(pipeline_file: Path, run_id: str | None, from_stage: str | None, allo
     """Continue a run of FILE. DONE jobs are never executed again; failed, skipped,
     cancelled and interrupted jobs run again with a fresh retry budget."""
     request = _request(pipeline_file, state_dir, parallelism, not no_wait)
-    run_id = run_id or read_run(pipeline_file, state_dir, None).run.id
+    if run_id is None:  # an empty --run-id "" is refused as invalid, never "the latest"
+        run_id = read_run(pipeline_file, state_dir, None).run.id
     reporter = _reporter(pipeline_file, state_dir, as_json, quiet)
     outcome = resume_run(request, Services(observer=reporter), run_id,
                          from_stage=from_stage, allow_changed=allow_changed)
@@ -222,8 +223,9 @@ def _finish(result: RunResult, pipeline_file: Path, state_dir: Path | None,
         click.echo(render_status(document, pipeline_label=str(pipeline_file),
                                  ascii_only=not _utf8(), approve_hint=hint))
         if result.outcome == "waiting":
+            state = f" --state-dir {shlex.quote(str(state_dir))}" if state_dir is not None else ""
             click.echo(f"\nrun {result.run_id} waits for approval; after approving, continue it "
-                       f"with: pt pipeline resume {shlex.quote(str(pipeline_file))} "
+                       f"with: pt pipeline resume {shlex.quote(str(pipeline_file))}{state} "
                        f"--run-id {result.run_id}")
     sys.exit(result.exit_code)
 

@@ -14,8 +14,7 @@ def pipeline_problems(stages: Sequence[str], jobs: Mapping[str, Job]) -> list[st
     problems: list[str] = []
     for job in jobs.values():
         problems.extend(_job_problems(job, stages, jobs))
-    if not problems:
-        problems.extend(_cycle_problems(jobs))
+    problems.extend(_cycle_problems(jobs))
     return problems
 
 
@@ -40,7 +39,12 @@ def _job_problems(job: Job, stages: Sequence[str], jobs: Mapping[str, Job]) -> l
 
 
 def _cycle_problems(jobs: Mapping[str, Job]) -> list[str]:
-    sorter = TopologicalSorter({name: job.needs for name, job in jobs.items()})
+    # Only needs inside one stage can close a cycle that is not already reported: a cycle
+    # across stages has a need on a later stage, and self-needs and undefined needs have
+    # their own messages. So cycles are found even when other problems exist.
+    sorter = TopologicalSorter({
+        name: [n for n in job.needs if n != name and n in jobs and jobs[n].stage == job.stage]
+        for name, job in jobs.items()})
     try:
         sorter.prepare()
     except CycleError as exc:

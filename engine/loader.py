@@ -52,6 +52,8 @@ def load_pipeline_file(path: Path) -> PipelineFile:
 def parse_pipeline(data: bytes, source: str) -> Pipeline:
     """Parse and validate pipeline file content; raise PipelineDefinitionError listing problems."""
     document = load_yaml(data, source)
+    if document is None:
+        raise PipelineDefinitionError(source, ["the file is empty; it needs 'stages' and 'jobs'"])
     if not isinstance(document, dict):
         raise PipelineDefinitionError(
             source, ["the file must be a mapping with the keys 'stages' and 'jobs'"])

@@ -102,7 +102,7 @@ def start_run(request: RunRequest, services: Services, run_id: str | None = None
     """Record a new run of the pipeline file and return its runner."""
     pipeline_file = load_pipeline_file(request.pipeline_path)
     state = StateDir.for_pipeline(pipeline_file.path, request.state_dir)
-    run_id = check_run_id(run_id) if run_id else state.new_run_id()
+    run_id = check_run_id(run_id) if run_id is not None else state.new_run_id()
     if state.run_file(run_id).exists():
         raise RunIdError(f"run {run_id} already exists; use 'pt pipeline resume' to continue it")
     who = services.who()
@@ -145,23 +145,29 @@ def resume_run(request: RunRequest, services: Services, run_id: str, *,
             now = services.clock()
             quarantine_tail(run_file, run, now)
             changes = _check_unchanged(run, pipeline_file, masker, allow_changed)
-            if run.outcome == "succeeded" and changes is None:
-                events = run.pending()
-                run_file.append(events)
-                run_file.close()
-                lock.release()
-                return RunResult(run_id, "succeeded", 0)
-            stage = _from_stage(pipeline_file.pipeline, run, from_stage)
-            run.record(
-                RunResumed, now, by=who.user, host=who.host, pid=who.pid,
-                tool_version=tool_version(), parameters=_parameters(request, state),
-                from_stage=stage,
-                pipeline=_recorded_pipeline(pipeline_file, masker) if changes else None,
-                changes=changes,
-            )
-            _requeue(run, pipeline_file.pipeline, stage, now)
+            succeeded = run.outcome == "succeeded" and changes is None
+            # A gate rejected while the run was still going (suspended with --no-wait, or its
+            # runner died) stays rejected: the resumed run then ends `rejected`. Resuming a run
+            # that had finished asks such a gate again.
+            keep_rejected = run.outcome is None
+            if not succeeded:
+                stage = _from_stage(pipeline_file.pipeline, run, from_stage)
+                run.record(
+                    RunResumed, now, by=who.user, host=who.host, pid=who.pid,
+                    tool_version=tool_version(), parameters=_parameters(request, state),
+                    from_stage=stage,
+                    pipeline=_recorded_pipeline(pipeline_file, masker) if changes else None,
+                    changes=changes,
+                )
+                _requeue(run, pipeline_file.pipeline, stage, now, keep_rejected=keep_rejected)
             events = run.pending()
             run_file.append(events)
+        if succeeded:
+            # Only after the append lock is given up: closing the file inside `locked()`
+            # made its unlock fail with EBADF ("pt: error: Bad file descriptor").
+            run_file.close()
+            lock.release()
+            return RunResult(run_id, "succeeded", 0)
         services.observer.events_recorded(run, events)
         return _runner(run, run_file, lock, pipeline_file, state=state, request=request,
                        services=services, masker=masker)
@@ -174,7 +180,7 @@ def decide_gate(pipeline_path: Path, *, state_dir: Path | None, run_id: str | No
                 approve: bool, reason: str, services: Services) -> tuple[PipelineRun, JobState]:
     """Record an approval or rejection of a waiting manual job; return the run and the job."""
     state = StateDir.for_pipeline(pipeline_path, state_dir)
-    run_id = check_run_id(run_id) if run_id else state.latest_run(pipeline_path)
+    run_id = check_run_id(run_id) if run_id is not None else state.latest_run(pipeline_path)
     run_file = RunFile.open(state.run_file(run_id), run_id, writable=True)
     who = services.who()
     try:
@@ -205,7 +211,7 @@ class RunView:
 def read_run(pipeline_path: Path, state_dir: Path | None, run_id: str | None) -> RunView:
     """Replay a run (by default the latest of the pipeline file) without changing anything."""
     state = StateDir.for_pipeline(pipeline_path, state_dir)
-    run_id = check_run_id(run_id) if run_id else state.latest_run(pipeline_path)
+    run_id = check_run_id(run_id) if run_id is not None else state.latest_run(pipeline_path)
     run_file = RunFile.open(state.run_file(run_id), run_id)
     try:
         run = replay(run_file)
@@ -285,7 +291,8 @@ def _from_stage(pipeline: Pipeline, run: PipelineRun, wanted: str | None) -> str
     return pipeline.stages[-1]
 
 
-def _requeue(run: PipelineRun, pipeline: Pipeline, from_stage: str, now: datetime) -> None:
+def _requeue(run: PipelineRun, pipeline: Pipeline, from_stage: str, now: datetime, *,
+             keep_rejected: bool = False) -> None:
     first = pipeline.stage_index(from_stage)
     for name, job in run.active_jobs.items():
         if job.status is RUNNING:
@@ -293,6 +300,8 @@ def _requeue(run: PipelineRun, pipeline: Pipeline, from_stage: str, now: datetim
                        started_at=job.started_at,
                        reason="the runner process ended while the job was running")
     for name, job in run.active_jobs.items():
+        if keep_rejected and job.approval is not None and job.approval.decision == "rejected":
+            continue
         if pipeline.stage_index(job.stage) >= first and job.status in REQUEUEABLE:
             run.record(JobRequeued, now, job=name, stage=job.stage, attempt=job.attempt,
                        reason=f"resumed from stage {from_stage}", previous=job.status.value)

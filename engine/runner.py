@@ -104,6 +104,7 @@ class Runner:
         self._parallelism = parallelism
         self._wait = wait_for_approval
         self._stop_reason: str | None = None
+        self._observer_failed = False
         self._stopping = False
 
     def request_stop(self, reason: str) -> None:
@@ -169,11 +170,18 @@ class Runner:
             produce(now)
             events = self.run.pending()
             self._file.append(events)
-        if foreign:
-            self._observer.events_recorded(self.run, foreign)
-        if events:
-            self._observer.events_recorded(self.run, events)
+        self._show(foreign)
+        self._show(events)
         return events
+
+    def _show(self, events: Sequence[RecordedEvent]) -> None:
+        """Tell the observer; a display failure (a closed terminal) never stops the run."""
+        if not events or self._observer_failed:
+            return
+        try:
+            self._observer.events_recorded(self.run, events)
+        except Exception:  # the run's integrity outranks its display
+            self._observer_failed = True
 
     def _catch_up(self, now: datetime) -> list[RecordedEvent]:
         if self._file.size() == self._file.offset:

@@ -57,7 +57,9 @@ def decide(jobs: Mapping[str, JobState], pipeline: Pipeline, now: datetime,
     intents = [] if aborted else _skips(jobs, pipeline, status)
     stage = current_stage(pipeline, status)
     if stage is None:
-        return [*intents, _finished(jobs, pipeline, status, aborted)]
+        # Skips decided just now are not in `jobs` yet: their causes decide the outcome too.
+        causes = {i.fields["job"]: i.fields["cause"] for i in intents if i.event is JobSkipped}
+        return [*intents, _finished(jobs, pipeline, status, aborted, causes)]
     if aborted:
         return intents
     slots = parallelism - sum(1 for s in status.values() if s is RUNNING)
@@ -137,15 +139,20 @@ def _skips(jobs: Mapping[str, JobState], pipeline: Pipeline,
 
 
 def _finished(jobs: Mapping[str, JobState], pipeline: Pipeline,
-              status: Mapping[str, JobStatus], aborted: bool) -> Intent:
+              status: Mapping[str, JobStatus], aborted: bool,
+              causes: Mapping[str, str]) -> Intent:
     counts = Counter(s.value for s in status.values())
-    return Intent(RunFinished, {"outcome": outcome(jobs, pipeline, status, aborted),
+    return Intent(RunFinished, {"outcome": outcome(jobs, pipeline, status, aborted, causes),
                                 "counts": dict(sorted(counts.items()))})
 
 
 def outcome(jobs: Mapping[str, JobState], pipeline: Pipeline,
-            status: Mapping[str, JobStatus], aborted: bool) -> str:
-    """succeeded | aborted | rejected (only refused gates kept it from succeeding) | failed."""
+            status: Mapping[str, JobStatus], aborted: bool,
+            causes: Mapping[str, str] | None = None) -> str:
+    """succeeded | aborted | rejected (only refused gates kept it from succeeding) | failed.
+
+    `causes` holds the causes of skips decided but not yet applied to `jobs`.
+    """
     if aborted:
         return "aborted"
     if all(status[name] is DONE for name in pipeline.jobs):
@@ -154,6 +161,7 @@ def outcome(jobs: Mapping[str, JobState], pipeline: Pipeline,
                 if (a := jobs[name].approval) is not None and a.decision == "rejected"
                 and status[name] is SKIPPED}
     unsuccessful = [name for name in pipeline.jobs if status[name] is not DONE]
-    if all(name in rejected or jobs[name].cause in rejected for name in unsuccessful):
+    cause = {name: (causes or {}).get(name) or jobs[name].cause for name in unsuccessful}
+    if all(name in rejected or cause[name] in rejected for name in unsuccessful):
         return "rejected"
     return "failed"

@@ -124,6 +124,11 @@ class RunFile:
                 try:
                     event = self._check(raw)
                 except LineError as exc:
+                    if _looks_like_event(raw):
+                        # A whole line that parses as an event is never a torn write: it is
+                        # damage (an edit of the line before it, a duplicate, a reorder).
+                        raise RunFileError(str(self.path), line_no,
+                                           f"damaged line: {exc}") from None
                     bad = (line_no, str(exc))
                     continue
                 self.offset += len(raw) + 1
@@ -145,7 +150,9 @@ class RunFile:
         if record.get("seq") != self.seq + 1:
             raise LineError(f"seq is {record.get('seq')!r}, expected {self.seq + 1}")
         if record.get("prev") != self.head:
-            raise LineError("prev does not match the previous line's SHA-256 (chain broken)")
+            raise LineError(f"prev does not match the SHA-256 of line {self.lines} (chain broken: "
+                            f"line {self.lines} was changed, or lines were removed or "
+                            "inserted before this one)")
         if record.get("pipeline_run_id") != self.run_id:
             raise LineError(f"belongs to run {record.get('pipeline_run_id')!r}, "
                             f"not {self.run_id!r}")

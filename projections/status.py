@@ -33,17 +33,20 @@ ASCII_SYMBOLS = {
 
 
 def run_state(run: PipelineRun, active: bool) -> str:
-    """succeeded/failed/aborted/rejected when finished; else running, waiting for approval,
-    awaiting approval (no runner), or interrupted (no runner, work left)."""
+    """succeeded/failed/aborted/rejected when finished; else running or waiting for approval
+    (a runner is at work), awaiting approval, suspended (stopped on purpose; resume to go on),
+    or interrupted (the runner was stopped or died)."""
     if run.outcome is not None:
         return run.outcome
     statuses = {job.status for job in run.active_jobs.values()}
     if active:
         return "waiting for approval" if WAITING in statuses and RUNNING not in statuses \
             else "running"
-    if WAITING in statuses and RUNNING not in statuses:
+    if RUNNING in statuses or run.interrupted is not None:
+        return "interrupted"
+    if WAITING in statuses:
         return "awaiting approval"
-    return "interrupted"
+    return "suspended"
 
 
 def status_document(run: PipelineRun, *, active: bool, now: datetime,
@@ -113,6 +116,7 @@ def render_status(document: dict[str, Any], *, pipeline_label: str, ascii_only: 
                   approve_hint: str | None = None) -> str:
     """The ASCII DAG: stages in order, one line per job with its symbol and details."""
     symbols = ASCII_SYMBOLS if ascii_only else SYMBOLS
+    marks = max(2, *(len(s) for s in symbols.values()))
     width = max((len(j["name"]) for s in document["stages"] for j in s["jobs"]), default=10)
     lines = [_headline(document, pipeline_label)]
     for stage in document["stages"]:
@@ -120,7 +124,7 @@ def render_status(document: dict[str, Any], *, pipeline_label: str, ascii_only: 
         for job in stage["jobs"]:
             symbol = symbols[JobStatus(job["status"])]
             detail = _detail(job)
-            lines.append(f"  {symbol:<2} {job['name']:<{width}}  {detail}".rstrip())
+            lines.append(f"  {symbol:<{marks}} {job['name']:<{width}}  {detail}".rstrip())
             if job["status"] == WAITING and approve_hint:
                 lines.append(f"      approve: {approve_hint.format(job=job['name'])}")
     return "\n".join(lines)
@@ -152,7 +156,9 @@ def _detail(job: dict[str, Any]) -> str:
         parts.append(job["error"])
     if status == "RETRYING" and job["retry_at"]:
         parts.append(f"retry at {job['retry_at'][11:19]}")
-    if status in ("SKIPPED", "CANCELLED", "INTERRUPTED") and job["reason"] and not job["approval"]:
+    repeated = bool(job["reason"]) and job["reason"] in (job["error"] or "")
+    if status in ("SKIPPED", "CANCELLED", "INTERRUPTED") and job["reason"] and not job["approval"] \
+            and not repeated:  # a stopped job's error already says why ("stopped: <reason>")
         parts.append(job["reason"] if status != "SKIPPED" else f"skipped: {job['reason']}")
     if job["approval"] is not None:
         approval = job["approval"]
