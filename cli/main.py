@@ -8,8 +8,8 @@ import sys
 from typing import Any
 
 import click
+
 from pulsaride.engine.errors import EXIT_FAILED, PulsarideError
-from pulsaride.engine.operations import tool_version
 
 from .pipeline import pipeline
 
@@ -38,7 +38,7 @@ def _report(message: str) -> None:
 
 
 @click.group(cls=PtGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(tool_version(), prog_name="pt")
+@click.version_option(package_name="pulsaride", prog_name="pt")
 def cli() -> None:
     """pt: run a whole database migration from one reviewed pipeline file.
 

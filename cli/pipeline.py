@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 import orjson
+
 from pulsaride.engine.errors import EXIT_OK
 from pulsaride.engine.loader import load_pipeline_file
 from pulsaride.engine.model import When

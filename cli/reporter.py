@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import IO
 
 import click
+
 from pulsaride.engine.aggregate import PipelineRun
 from pulsaride.engine.events import (
     JobApproved,

@@ -11,15 +11,17 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
 from pulsaride.schemas import load_schema
 
 from .checks import pipeline_problems
 from .errors import BadInputError, PipelineDefinitionError
 from .model import Job, OnFailure, Pipeline, RetryPolicy, When
 from .yamlsafe import load_yaml
+
+if TYPE_CHECKING:
+    from jsonschema import ValidationError
 
 _DURATION = re.compile(r"^(?P<value>[0-9]+(?:\.[0-9]+)?)(?P<unit>ms|s|m|h)$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -69,12 +71,14 @@ def parse_pipeline(data: bytes, source: str) -> Pipeline:
 
 def schema_problems(document: Mapping[str, Any]) -> list[str]:
     """Messages for every place where `document` breaks schemas/pipeline.schema.json."""
+    import jsonschema  # noqa: PLC0415 - 40 ms to import; status and approve never need it
+
     validator = jsonschema.Draft202012Validator(load_schema("pipeline"))
     errors = sorted(validator.iter_errors(document), key=lambda e: [str(p) for p in e.path])
     return [_describe(error) for error in errors]
 
 
-def _describe(error: jsonschema.ValidationError) -> str:
+def _describe(error: ValidationError) -> str:
     where = _where(error.absolute_path)
     validator = error.validator
     schema: dict[str, Any] = error.schema if isinstance(error.schema, dict) else {}

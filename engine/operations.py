@@ -12,7 +12,6 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +45,8 @@ def utc_now() -> datetime:
 
 def tool_version() -> str:
     """The installed version of pt."""
+    from importlib import metadata  # noqa: PLC0415 - costs 20 ms at start-up; needed rarely
+
     try:
         return metadata.version("pulsaride")
     except metadata.PackageNotFoundError:

@@ -13,8 +13,8 @@ from typing import Any
 
 import jsonschema
 import orjson
-from pulsaride.schemas import load_schema
 
+from pulsaride.schemas import load_schema
 from tests.conftest import PT
 
 GENESIS = "0" * 64

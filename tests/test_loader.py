@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from pulsaride.engine.errors import PipelineDefinitionError
 from pulsaride.engine.loader import parse_pipeline
 from pulsaride.engine.model import OnFailure, When

@@ -17,11 +17,11 @@ from pathlib import Path
 import jsonschema
 import orjson
 import pytest
+
 from pulsaride.engine.events import EVENT_TYPES, JobEvent
 from pulsaride.engine.loader import load_pipeline_file
 from pulsaride.engine.transitions import TARGET
 from pulsaride.schemas import load_schema
-
 from tests.conftest import run_pt
 from tests.runfile_checks import (
     check_run_file,

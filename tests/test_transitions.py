@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+
 from pulsaride.engine.aggregate import JobState, evolve_job
 from pulsaride.engine.errors import IllegalTransitionError
 from pulsaride.engine.events import EVENT_TYPES, JobEvent, JobStarted, JobSucceeded
