@@ -49,10 +49,13 @@ class ProgressReporter:
         self._lock = threading.Lock()
         self._stage: str | None = None
         self._width = 12
+        self._definition: object = None
 
     def events_recorded(self, run: PipelineRun, events: Sequence[RunEvent | RunStarted]) -> None:
         """Print one line for each event worth seeing."""
-        self._width = max((len(n) for n in run.definition["jobs"]), default=12)
+        if run.definition is not self._definition:
+            self._definition = run.definition
+            self._width = max((len(n) for n in run.definition["jobs"]), default=12)
         for event in events:
             text = self._describe(run, event)
             if text is not None:

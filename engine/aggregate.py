@@ -48,7 +48,7 @@ class Approval:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class JobState:
     """One job's state in a run."""
 
@@ -87,7 +87,7 @@ def evolve_job(job: JobState, event: JobEvent, at: str) -> JobState:
         if event.attempt != job.attempt + 1:
             raise IllegalTransitionError(
                 job.name, job.status.value, f"{name} of attempt {event.attempt}")
-        return replace(
+        return _evolved(
             job, status=status, attempt=event.attempt, started_at=event.started_at,
             finished_at=None, exit_code=None, error="", reason="", retry_at=None,
             log=None, log_sha256=None,
@@ -96,7 +96,7 @@ def evolve_job(job: JobState, event: JobEvent, at: str) -> JobState:
         raise IllegalTransitionError(
             job.name, job.status.value, f"{name} of attempt {event.attempt}")
     if isinstance(event, JobRequeued):
-        return replace(
+        return _evolved(
             job, status=status, budget_start=job.attempt, started_at=None, finished_at=None,
             exit_code=None, error="", reason=event.reason, cause="", retry_at=None,
             approval=None,
@@ -104,10 +104,10 @@ def evolve_job(job: JobState, event: JobEvent, at: str) -> JobState:
     if isinstance(event, JobApproved | JobRejected):
         decision = "approved" if isinstance(event, JobApproved) else "rejected"
         approval = Approval(decision=decision, by=event.by, at=at, reason=event.reason)
-        return replace(job, status=status, approval=approval,
+        return _evolved(job, status=status, approval=approval,
                        reason=f"{decision} by {event.by}" if decision == "rejected" else "",
                        cause=job.name if decision == "rejected" else "")
-    return replace(
+    return _evolved(
         job, status=status, finished_at=event.finished_at, exit_code=event.exit_code,
         error=event.error,
         reason=getattr(event, "reason", ""),
@@ -116,6 +116,15 @@ def evolve_job(job: JobState, event: JobEvent, at: str) -> JobState:
         log=getattr(event, "log", None) or job.log,
         log_sha256=getattr(event, "log_sha256", None) or job.log_sha256,
     )
+
+
+def _evolved(job: JobState, **changes: Any) -> JobState:
+    """A copy of `job` with `changes` (like dataclasses.replace, without re-running __init__:
+    replay does this once per line, and the fields are already checked)."""
+    new = object.__new__(JobState)
+    new.__dict__.update(job.__dict__)
+    new.__dict__.update(changes)
+    return new
 
 
 class PipelineRun(BaseAggregate[str]):
@@ -178,7 +187,8 @@ class PipelineRun(BaseAggregate[str]):
         job = self.jobs.get(event.job)
         if job is None:
             raise IllegalTransitionError(event.job, "unknown", type(event).__name__)
-        at = format_time(event.timestamp)
+        # Only a gate decision keeps its time in the job's state; formatting costs per line.
+        at = format_time(event.timestamp) if isinstance(event, JobApproved | JobRejected) else ""
         self.jobs[event.job] = evolve_job(job, event, at)
         self.suspended = False
 
@@ -195,10 +205,13 @@ class PipelineRun(BaseAggregate[str]):
             self._reset_jobs()
 
     def _reset_jobs(self) -> None:
-        """Add a PENDING state for jobs of the definition that have none yet."""
+        """Add a PENDING state for jobs of the definition that have none yet; a job a changed
+        definition moved to another stage is in that stage from now on."""
         for name, spec in self.definition["jobs"].items():
             if name not in self.jobs:
                 self.jobs[name] = JobState(name=name, stage=spec["stage"])
+            elif self.jobs[name].stage != spec["stage"]:
+                self.jobs[name] = replace(self.jobs[name], stage=spec["stage"])
 
     # ---- queries -----------------------------------------------------------------------
 

@@ -82,13 +82,17 @@ def decode(record: dict[str, Any]) -> RunEvent | RunStarted:
     if not isinstance(seq, int) or not isinstance(run_id, str):
         raise LineError(f"{name} line has a malformed seq or pipeline_run_id")
     assert isinstance(name, str)
-    if issubclass(cls, JobEvent) and record.get("status") != TARGET[name].value:
+    if issubclass(cls, JobEvent) and record.get("status") != TARGET[name]:
         raise LineError(f"{name} line says status {record.get('status')!r}, "
                         f"but {name} leads to {TARGET[name].value}")
     if cls is RunStarted:
         kwargs["originator_topic"] = _RUN_TOPIC
     kwargs.update(originator_id=run_id, originator_version=seq, timestamp=at)
-    return cls(**kwargs)
+    # The fields are exactly the dataclass's (built from them above): fill the frozen event
+    # directly instead of through its __init__, which replay would pay once per line.
+    event = cls.__new__(cls)
+    event.__dict__.update(kwargs)
+    return event
 
 
 _RUN_TOPIC = get_topic(PipelineRun)

@@ -287,7 +287,9 @@ def _from_stage(pipeline: Pipeline, run: PipelineRun, wanted: str | None) -> str
             raise BadInputError(f"unknown stage '{wanted}' (stages: {', '.join(pipeline.stages)})")
         return wanted
     for stage in pipeline.stages:
-        if any(run.jobs[job.name].status is not DONE for job in pipeline.jobs_of(stage)):
+        # A job a changed file adds has no state yet (the RunResumed line that adds it follows).
+        if any(job.name not in run.jobs or run.jobs[job.name].status is not DONE
+               for job in pipeline.jobs_of(stage)):
             return stage
     return pipeline.stages[-1]
 
@@ -295,7 +297,7 @@ def _from_stage(pipeline: Pipeline, run: PipelineRun, wanted: str | None) -> str
 def _requeue(run: PipelineRun, pipeline: Pipeline, from_stage: str, now: datetime, *,
              keep_rejected: bool = False) -> None:
     first = pipeline.stage_index(from_stage)
-    for name, job in run.active_jobs.items():
+    for name, job in list(run.jobs.items()):  # also jobs a changed file no longer defines
         if job.status is RUNNING:
             run.record(JobInterrupted, now, job=name, stage=job.stage, attempt=job.attempt,
                        started_at=job.started_at,

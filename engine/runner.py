@@ -133,8 +133,10 @@ class Runner:
             if not self._wait and self._only_gates_left():
                 self._suspend()
                 return self._result("waiting", EXIT_WAITING)
-            exits = self._executor.wait(self._timeout())
-            if exits or self._foreign_lines() or self._retry_due() or self._stopping:
+            due = next_retry_at(self.run.active_jobs)
+            exits = self._executor.wait(self._timeout(due))
+            retry_due = due is not None and due <= self._clock()
+            if exits or retry_due or self._stopping or self._foreign_lines():
                 self._step(exits)
         outcome = self.run.outcome
         return self._result(outcome, EXIT_OK if outcome == "succeeded" else EXIT_FAILED)
@@ -267,15 +269,10 @@ class Runner:
         self.transact(lambda now: self.run.record(
             RunSuspended, now, reason="waiting for approval", waiting=waiting))
 
-    def _timeout(self) -> float:
-        due = next_retry_at(self.run.active_jobs)
-        if due is None:
+    def _timeout(self, retry_due: datetime | None) -> float:
+        if retry_due is None:
             return POLL_SECONDS
-        return max(0.0, min(POLL_SECONDS, (due - self._clock()).total_seconds()))
-
-    def _retry_due(self) -> bool:
-        due = next_retry_at(self.run.active_jobs)
-        return due is not None and due <= self._clock()
+        return max(0.0, min(POLL_SECONDS, (retry_due - self._clock()).total_seconds()))
 
     def _foreign_lines(self) -> bool:
         return self._file.size() != self._file.offset

@@ -63,13 +63,15 @@ def decide(jobs: Mapping[str, JobState], pipeline: Pipeline, now: datetime,
     if aborted:
         return intents
     slots = parallelism - sum(1 for s in status.values() if s is RUNNING)
+    started_at = format_time(now)
     for job in pipeline.jobs_of(stage):
-        intent = _next_step(job, jobs[job.name], status, now)
+        state = jobs[job.name]
+        if slots <= 0 and not (job.when is When.MANUAL and state.status is PENDING):
+            continue  # with no slot free, only a gate can still move (to WAITING)
+        intent = _next_step(job, state, status, now, started_at)
         if intent is None:
             continue
         if intent.event is JobStarted:
-            if slots <= 0:
-                continue
             slots -= 1
         intents.append(intent)
     return intents
@@ -90,7 +92,7 @@ def next_retry_at(jobs: Mapping[str, JobState]) -> datetime | None:
 
 
 def _next_step(job: Job, state: JobState, status: Mapping[str, JobStatus],
-               now: datetime) -> Intent | None:
+               now: datetime, started_at: str) -> Intent | None:
     needs = [status[n] for n in job.needs]
     if state.status is PENDING:
         if job.when is When.MANUAL:
@@ -99,17 +101,17 @@ def _next_step(job: Job, state: JobState, status: Mapping[str, JobStatus],
             return None
         ready = all(s in TERMINAL for s in needs) if job.when is When.ALWAYS else all(
             s is DONE for s in needs)
-        return _start(state, now) if ready else None
+        return _start(state, started_at) if ready else None
     if state.status is APPROVED:
-        return _start(state, now)
+        return _start(state, started_at)
     if state.status is RETRYING and (state.retry_at is None or parse_time(state.retry_at) <= now):
-        return _start(state, now)
+        return _start(state, started_at)
     return None
 
 
-def _start(state: JobState, now: datetime) -> Intent:
+def _start(state: JobState, started_at: str) -> Intent:
     return Intent(JobStarted, {"job": state.name, "stage": state.stage,
-                               "attempt": state.attempt + 1, "started_at": format_time(now)})
+                               "attempt": state.attempt + 1, "started_at": started_at})
 
 
 def _job_intent(event: type[RunEvent], state: JobState, **extra: Any) -> Intent:
@@ -120,6 +122,8 @@ def _job_intent(event: type[RunEvent], state: JobState, **extra: Any) -> Intent:
 def _skips(jobs: Mapping[str, JobState], pipeline: Pipeline,
            status: dict[str, JobStatus]) -> list[Intent]:
     """SKIPPED for every pending job a failed need blocks, transitively; updates `status`."""
+    if UNSUCCESSFUL.isdisjoint(status.values()):
+        return []
     causes = {name: state.cause or name for name, state in jobs.items()}
     intents = []
     for job in pipeline.ordered:
