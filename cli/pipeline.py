@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
@@ -124,14 +124,28 @@ def status(pipeline_file: Path, run_id: str | None, state_dir: Path | None, as_j
                              ascii_only=ascii_only or not _utf8(), approve_hint=hint))
 
 
+def _gate_options(verb: str, whom: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """The options shared by approve and reject."""
+
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        for option in reversed([
+            FILE_ARGUMENT,
+            click.option("--job", required=True, metavar="NAME", help=f"The manual job to {verb}."),
+            RUN_ID_OPTION,
+            click.option("--as", "who", metavar="WHO", help=f"Who {whom} [default: the OS user]."),
+            click.option("--reason", default="", metavar="TEXT",
+                         help="Why (kept in the evidence)."),
+            STATE_DIR_OPTION,
+            JSON_OPTION,
+        ]):
+            command = option(command)
+        return command
+
+    return decorate
+
+
 @pipeline.command()
-@FILE_ARGUMENT
-@click.option("--job", required=True, metavar="NAME", help="The manual job to release.")
-@RUN_ID_OPTION
-@click.option("--as", "who", metavar="WHO", help="Who approves [default: the OS user].")
-@click.option("--reason", default="", metavar="TEXT", help="Why (kept in the evidence).")
-@STATE_DIR_OPTION
-@JSON_OPTION
+@_gate_options("release", "approves")
 def approve(pipeline_file: Path, job: str, run_id: str | None, who: str | None, reason: str,
             state_dir: Path | None, as_json: bool) -> None:
     """Release a manual gate of a run of FILE; a waiting run continues within a second."""
@@ -139,13 +153,7 @@ def approve(pipeline_file: Path, job: str, run_id: str | None, who: str | None, 
 
 
 @pipeline.command()
-@FILE_ARGUMENT
-@click.option("--job", required=True, metavar="NAME", help="The manual job to refuse.")
-@RUN_ID_OPTION
-@click.option("--as", "who", metavar="WHO", help="Who rejects [default: the OS user].")
-@click.option("--reason", default="", metavar="TEXT", help="Why (kept in the evidence).")
-@STATE_DIR_OPTION
-@JSON_OPTION
+@_gate_options("refuse", "rejects")
 def reject(pipeline_file: Path, job: str, run_id: str | None, who: str | None, reason: str,
            state_dir: Path | None, as_json: bool) -> None:
     """Refuse a manual gate of a run of FILE: it and every job needing it are SKIPPED."""

@@ -17,7 +17,7 @@ from pulsaride.schemas import load_schema
 
 from .checks import pipeline_problems
 from .errors import BadInputError, PipelineDefinitionError
-from .model import Job, OnFailure, Pipeline, RetryPolicy, When
+from .model import Pipeline, pipeline_from_definition
 from .yamlsafe import load_yaml
 
 if TYPE_CHECKING:
@@ -117,38 +117,26 @@ def _did_you_mean(word: str, options: list[str]) -> str:
 
 
 def _build(document: Mapping[str, Any]) -> Pipeline:
-    jobs = {name: _job(name, spec) for name, spec in document["jobs"].items()}
-    return Pipeline(
-        stages=tuple(document["stages"]),
-        jobs=jobs,
-        variables=_variables(document.get("variables", {})),
-        version="1.0",
-    )
+    """The Pipeline of a schema-valid document, defaults filled in and durations in seconds."""
+    return pipeline_from_definition({
+        "version": "1.0",
+        "stages": document["stages"],
+        "variables": _variables(document.get("variables", {})),
+        "jobs": {name: _job(spec) for name, spec in document["jobs"].items()},
+    })
 
 
-def _job(name: str, spec: Mapping[str, Any]) -> Job:
-    return Job(
-        name=name,
-        stage=spec["stage"],
-        command=spec["command"],
-        needs=tuple(spec.get("needs", ())),
-        when=When(spec.get("when", When.ON_SUCCESS)),
-        on_failure=OnFailure(spec.get("on_failure", OnFailure.CONTINUE)),
-        retry=_retry(spec.get("retry", 0)),
-        timeout=_seconds(spec["timeout"]) if "timeout" in spec else None,
-        variables=_variables(spec.get("variables", {})),
-        description=spec.get("description", ""),
-    )
-
-
-def _retry(value: int | Mapping[str, Any]) -> RetryPolicy:
-    if isinstance(value, int):
-        return RetryPolicy(max=value)
-    return RetryPolicy(
-        max=value["max"],
-        delay=_seconds(value.get("delay", 0)),
-        backoff=float(value.get("backoff", 1.0)),
-    )
+def _job(spec: Mapping[str, Any]) -> dict[str, Any]:
+    retry = spec.get("retry", 0)
+    if isinstance(retry, int):
+        retry = {"max": retry}
+    return {
+        **spec,
+        "retry": {"max": retry["max"], "delay": _seconds(retry.get("delay", 0)),
+                  "backoff": float(retry.get("backoff", 1.0))},
+        "timeout": _seconds(spec["timeout"]) if "timeout" in spec else None,
+        "variables": _variables(spec.get("variables", {})),
+    }
 
 
 def _seconds(value: float | str) -> float:
