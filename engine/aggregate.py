@@ -16,7 +16,9 @@ from eventsourcing.domain import BaseAggregate
 
 from .errors import IllegalTransitionError
 from .events import (
+    JobApprovalRefused,
     JobApproved,
+    JobAwaitingApproval,
     JobEvent,
     JobRejected,
     JobRequeued,
@@ -65,6 +67,7 @@ class JobState:
     cause: str = ""
     retry_at: str | None = None
     approval: Approval | None = None
+    expires_at: str | None = None  # when a waiting gate's approval window closes
     log: str | None = None
     log_sha256: str | None = None
 
@@ -99,8 +102,12 @@ def evolve_job(job: JobState, event: JobEvent, at: str) -> JobState:
         return _evolved(
             job, status=status, budget_start=job.attempt, started_at=None, finished_at=None,
             exit_code=None, error="", reason=event.reason, cause="", retry_at=None,
-            approval=None,
+            approval=None, expires_at=None,
         )
+    if isinstance(event, JobApprovalRefused):
+        return job  # recorded for the evidence; the gate keeps waiting
+    if isinstance(event, JobAwaitingApproval):
+        return _evolved(job, status=status, expires_at=event.expires_at, reason="")
     if isinstance(event, JobApproved | JobRejected):
         decision = "approved" if isinstance(event, JobApproved) else "rejected"
         approval = Approval(decision=decision, by=event.by, at=at, reason=event.reason)

@@ -89,6 +89,12 @@ class RunFinished(RunEvent):
     counts: dict[str, int]
 
 
+class RunCheckpoint(RunEvent):
+    """A point worth sealing (a runner stopped, a gate was decided); the chain head is `prev`."""
+
+    reason: str
+
+
 class TailQuarantined(RunEvent):
     """Bytes after the last whole line (a torn write) were moved aside to `path`."""
 
@@ -146,15 +152,18 @@ class JobSkipped(JobEvent):
 
 
 class JobAwaitingApproval(JobEvent):
-    """A manual gate's needs are met; it waits for `pt pipeline approve`."""
+    """A manual gate's needs are met; it waits for `pt pipeline approve` (until `expires_at`)."""
+
+    expires_at: str | None = None
 
 
 class JobApproved(JobEvent):
-    """Someone released the gate."""
+    """Someone released the gate, having seen the run up to the line whose digest is `head`."""
 
     by: str = ""
     reason: str = ""
     host: str = ""
+    head: str = ""
 
 
 class JobRejected(JobEvent):
@@ -162,6 +171,16 @@ class JobRejected(JobEvent):
 
     by: str = ""
     reason: str = ""
+    host: str = ""
+    head: str = ""
+
+
+class JobApprovalRefused(JobEvent):
+    """An approval or rejection that the gate's policy did not allow (the gate still waits)."""
+
+    by: str = ""
+    decision: str = ""  # what was asked: approve | reject
+    reason: str = ""  # why it was refused
     host: str = ""
 
 
@@ -193,9 +212,9 @@ EVENT_TYPES: dict[str, type[RunEvent] | type[RunStarted]] = {
     cls.__name__: cls
     for cls in (
         RunStarted, RunResumed, RunSuspended, RunAborted, RunInterrupted, RunFinished,
-        TailQuarantined, JobStarted, JobSucceeded, JobRetrying, JobFailed, JobSkipped,
-        JobAwaitingApproval, JobApproved, JobRejected, JobCancelled, JobInterrupted,
-        JobRequeued,
+        RunCheckpoint, TailQuarantined, JobStarted, JobSucceeded, JobRetrying, JobFailed,
+        JobSkipped, JobAwaitingApproval, JobApproved, JobRejected, JobApprovalRefused,
+        JobCancelled, JobInterrupted, JobRequeued,
     )
 }
 """Every event by the name written in a line's `event` field."""

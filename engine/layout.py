@@ -9,6 +9,7 @@ The state dir defaults to `.pulsaride` beside the pipeline file.
 
 from __future__ import annotations
 
+import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +65,17 @@ class StateDir:
     def log_path(self, run_id: str, job: str, attempt: int) -> Path:
         """Log file of one attempt of a job, relative to the runs folder."""
         return Path(check_run_id(run_id)) / "logs" / job / f"attempt-{attempt}.log"
+
+    def keep_copy(self, run_id: str, name: str, data: bytes) -> Path:
+        """Store `data` (a pipeline file as run) in the run's folder; return its relative path."""
+        relative = Path(check_run_id(run_id)) / name
+        target = self.runs / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with target.open("wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        return relative
 
     def new_run_id(self) -> str:
         """A fresh random run id (12 hex digits) not used in this state dir."""

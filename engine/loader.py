@@ -34,6 +34,7 @@ class PipelineFile:
     path: Path
     sha256: str
     pipeline: Pipeline
+    data: bytes
 
 
 def load_pipeline_file(path: Path) -> PipelineFile:
@@ -48,7 +49,7 @@ def load_pipeline_file(path: Path) -> PipelineFile:
         raise BadInputError(f"{path}: cannot read: {exc.strerror}") from None
     pipeline = parse_pipeline(data, str(path))
     return PipelineFile(path=path.resolve(), sha256=hashlib.sha256(data).hexdigest(),
-                        pipeline=pipeline)
+                        pipeline=pipeline, data=data)
 
 
 def parse_pipeline(data: bytes, source: str) -> Pipeline:
@@ -60,6 +61,9 @@ def parse_pipeline(data: bytes, source: str) -> Pipeline:
         raise PipelineDefinitionError(
             source, ["the file must be a mapping with the keys 'stages' and 'jobs'"])
     problems = schema_problems(document)
+    if problems:
+        raise PipelineDefinitionError(source, problems)
+    problems = _gate_key_problems(document)
     if problems:
         raise PipelineDefinitionError(source, problems)
     pipeline = _build(document)
@@ -116,26 +120,50 @@ def _did_you_mean(word: str, options: list[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
+_GATE_KEYS = ("approvers", "separate_approver", "expires_in", "on_expiry")
+
+
+def _gate_key_problems(document: Mapping[str, Any]) -> list[str]:
+    return [
+        f"job '{name}': {key} applies only to manual jobs (when: manual)"
+        for name, spec in document["jobs"].items() if spec.get("when") != "manual"
+        for key in _GATE_KEYS if key in spec
+    ]
+
+
 def _build(document: Mapping[str, Any]) -> Pipeline:
     """The Pipeline of a schema-valid document, defaults filled in and durations in seconds."""
     return pipeline_from_definition({
         "version": "1.0",
         "stages": document["stages"],
         "variables": _variables(document.get("variables", {})),
-        "jobs": {name: _job(spec) for name, spec in document["jobs"].items()},
+        "jobs": {name: _job(spec, document) for name, spec in document["jobs"].items()},
     })
 
 
-def _job(spec: Mapping[str, Any]) -> dict[str, Any]:
+def _job(spec: Mapping[str, Any], document: Mapping[str, Any]) -> dict[str, Any]:
     retry = spec.get("retry", 0)
     if isinstance(retry, int):
         retry = {"max": retry}
+    plain = {k: v for k, v in spec.items() if k not in _GATE_KEYS}
     return {
-        **spec,
+        **plain,
         "retry": {"max": retry["max"], "delay": _seconds(retry.get("delay", 0)),
                   "backoff": float(retry.get("backoff", 1.0))},
         "timeout": _seconds(spec["timeout"]) if "timeout" in spec else None,
         "variables": _variables(spec.get("variables", {})),
+        "gate": _gate(spec, document) if spec.get("when") == "manual" else None,
+    }
+
+
+def _gate(spec: Mapping[str, Any], document: Mapping[str, Any]) -> dict[str, Any]:
+    """A manual job's gate policy; the job's own keys override the pipeline's."""
+    return {
+        "approvers": list(spec.get("approvers", document.get("approvers", []))),
+        "separate_approver": spec.get("separate_approver",
+                                      document.get("separate_approver", False)),
+        "expires_in": _seconds(spec["expires_in"]) if "expires_in" in spec else None,
+        "on_expiry": spec.get("on_expiry", "fail"),
     }
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
 from typing import Any
+
+import orjson
 
 
 class When(StrEnum):
@@ -22,6 +25,31 @@ class OnFailure(StrEnum):
 
     CONTINUE = "continue"
     ABORT = "abort"
+
+
+class OnExpiry(StrEnum):
+    """What an unanswered gate becomes when its approval window closes."""
+
+    FAIL = "fail"
+    SKIP = "skip"
+
+
+@dataclass(frozen=True)
+class GatePolicy:
+    """Who may decide a manual job, and for how long it waits."""
+
+    approvers: tuple[str, ...] = ()  # empty: anyone
+    separate_approver: bool = False  # the person who started the run may not decide
+    expires_in: float | None = None  # seconds from when the gate starts waiting
+    on_expiry: OnExpiry = OnExpiry.FAIL
+
+    def refusal(self, who: str, started_by: str) -> str | None:
+        """Why `who` may not decide this gate, or None if they may."""
+        if self.approvers and who not in self.approvers:
+            return f"{who} is not an approver of this gate (approvers: {', '.join(self.approvers)})"
+        if self.separate_approver and who == started_by:
+            return f"{who} started the run and this gate needs a separate approver"
+        return None
 
 
 @dataclass(frozen=True)
@@ -51,6 +79,7 @@ class Job:
     timeout: float | None = None
     variables: Mapping[str, str] = field(default_factory=dict)
     description: str = ""
+    gate: GatePolicy | None = None  # set for manual jobs only
 
 
 @dataclass(frozen=True)
@@ -112,6 +141,12 @@ def job_definition(job: Job) -> dict[str, Any]:
         "timeout": job.timeout,
         "variables": dict(job.variables),
         "description": job.description,
+        "gate": None if job.gate is None else {
+            "approvers": list(job.gate.approvers),
+            "separate_approver": job.gate.separate_approver,
+            "expires_in": job.gate.expires_in,
+            "on_expiry": job.gate.on_expiry.value,
+        },
     }
 
 
@@ -135,6 +170,7 @@ def pipeline_from_definition(definition: Mapping[str, Any]) -> Pipeline:
             timeout=spec.get("timeout"),
             variables=dict(spec.get("variables", {})),
             description=spec.get("description", ""),
+            gate=_gate(spec.get("gate")),
         )
     return Pipeline(
         stages=tuple(definition["stages"]),
@@ -142,3 +178,19 @@ def pipeline_from_definition(definition: Mapping[str, Any]) -> Pipeline:
         variables=dict(definition.get("variables", {})),
         version=str(definition.get("version", "1.0")),
     )
+
+
+def _gate(spec: Mapping[str, Any] | None) -> GatePolicy | None:
+    if spec is None:
+        return None
+    return GatePolicy(
+        approvers=tuple(spec.get("approvers", ())),
+        separate_approver=bool(spec.get("separate_approver", False)),
+        expires_in=spec.get("expires_in"),
+        on_expiry=OnExpiry(spec.get("on_expiry", OnExpiry.FAIL)),
+    )
+
+
+def definition_digest(definition: Mapping[str, Any]) -> str:
+    """SHA-256 of a definition in canonical JSON (sorted keys), as recorded in run files."""
+    return hashlib.sha256(orjson.dumps(definition, option=orjson.OPT_SORT_KEYS)).hexdigest()

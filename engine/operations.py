@@ -7,6 +7,7 @@ lock); starting and resuming hand back a Runner that executes the run.
 from __future__ import annotations
 
 import getpass
+import hashlib
 import os
 import socket
 from collections.abc import Callable
@@ -15,24 +16,30 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from .aggregate import JobState, PipelineRun
 from .changes import definition_changes
-from .errors import BadInputError, GateError, PipelineChangedError, RunIdError
+from .errors import BadInputError, GateError, PipelineChangedError, RunFileError, RunIdError
 from .events import (
+    JobApprovalRefused,
     JobApproved,
     JobInterrupted,
     JobRejected,
     JobRequeued,
+    RunCheckpoint,
     RunResumed,
 )
 from .executor import Executor, LocalExecutor
-from .layout import StateDir
+from .layout import DEFAULT_STATE_DIR, StateDir
 from .loader import PipelineFile, load_pipeline_file
 from .masking import Masker, mask_variables, secret_values
-from .model import Pipeline, When
+from .model import Pipeline, When, definition_digest
 from .replay import quarantine_tail, replay
 from .runner import Clock, JobEnvironment, Runner, RunObserver, RunResult
+from .seal import Seal, append_seal, seals_path, sign
 from .store import RunFile, RunLock, Tail, check_run_id
+from .times import format_time, parse_time
 from .transitions import DONE, REQUEUEABLE, RUNNING, WAITING
 
 ExecutorFactory = Callable[[Masker, RunObserver, RunLock], Executor]
@@ -93,6 +100,7 @@ class Services:
     clock: Clock = utc_now
     identity: Identity | None = None
     executor_factory: ExecutorFactory | None = None
+    seal_key: Ed25519PrivateKey | None = None  # sign the head at every checkpoint
 
     def who(self) -> Identity:
         """The acting identity."""
@@ -113,7 +121,7 @@ def start_run(request: RunRequest, services: Services, run_id: str | None = None
         masker = _masker(pipeline_file.pipeline)
         run = PipelineRun.start(
             run_id, services.clock(),
-            pipeline=_recorded_pipeline(pipeline_file, masker),
+            pipeline=_recorded_pipeline(pipeline_file, masker, state, run_id, "pipeline.yml"),
             parameters=_parameters(request, state),
             started_by=who.user, host=who.host, pid=who.pid, tool_version=tool_version(),
         )
@@ -157,7 +165,9 @@ def resume_run(request: RunRequest, services: Services, run_id: str, *,
                     RunResumed, now, by=who.user, host=who.host, pid=who.pid,
                     tool_version=tool_version(), parameters=_parameters(request, state),
                     from_stage=stage,
-                    pipeline=_recorded_pipeline(pipeline_file, masker) if changes else None,
+                    pipeline=_recorded_pipeline(
+                        pipeline_file, masker, state, run_id,
+                        f"pipeline-{run.version + 1}.yml") if changes else None,
                     changes=changes,
                 )
                 _requeue(run, pipeline_file.pipeline, stage, now, keep_rejected=keep_rejected)
@@ -190,13 +200,66 @@ def decide_gate(pipeline_path: Path, *, state_dir: Path | None, run_id: str | No
             now = services.clock()
             quarantine_tail(run_file, run, now)
             current = _waiting_gate(run, job)
-            event = JobApproved if approve else JobRejected
-            run.record(event, now, job=job, stage=current.stage, attempt=current.attempt,
-                       by=who.user, reason=reason, host=who.host)
+            refusal = _gate_refusal(run, job, current, who.user, now)
+            fields = {"job": job, "stage": current.stage, "attempt": current.attempt,
+                      "by": who.user, "host": who.host}
+            if refusal is not None:
+                run.record(JobApprovalRefused, now, decision="approve" if approve else "reject",
+                           reason=refusal, **fields)
+            else:
+                verb = "approved" if approve else "rejected"
+                run.record(JobApproved if approve else JobRejected, now, reason=reason,
+                           head=run_file.head, **fields)
+                run.record(RunCheckpoint, now, reason=f"{job} {verb} by {who.user}")
             run_file.append(run.pending())
+            if refusal is None and services.seal_key is not None:
+                seal_head(run_file, services.seal_key, now, who.user)
     finally:
         run_file.close()
+    if refusal is not None:
+        asked = "approval" if approve else "rejection"
+        raise GateError(f"{asked} of '{job}' refused: {refusal} (the attempt is recorded)")
     return run, run.jobs[job]
+
+
+def seal_run(pipeline_path: Path | None, *, state_dir: Path | None, run_id: str,
+             key: Ed25519PrivateKey, services: Services) -> Seal:
+    """Sign the current chain head of a run (after checking that the file replays cleanly)."""
+    state = _state_for(pipeline_path, state_dir)
+    run_file = RunFile.open(state.run_file(check_run_id(run_id)), run_id)
+    try:
+        replay(run_file)
+        if run_file.tail is not None:
+            raise RunFileError(str(run_file.path), run_file.tail.first_line_no,
+                               "torn last line; resume the run (it sets the bytes aside) "
+                               "before sealing")
+        return seal_head(run_file, key, services.clock(), services.who().user)
+    finally:
+        run_file.close()
+
+
+def seal_head(run_file: RunFile, key: Ed25519PrivateKey, now: datetime, by: str) -> Seal:
+    """Sign the head of `run_file` as last read or written, and keep the seal beside it."""
+    seal = sign(key, run_id=run_file.run_id, seq=run_file.seq, head=run_file.head,
+                at=format_time(now), by=by)
+    append_seal(seals_path(run_file.path), seal)
+    return seal
+
+
+def _state_for(pipeline_path: Path | None, state_dir: Path | None) -> StateDir:
+    """The state dir of a command whose pipeline file is optional."""
+    if pipeline_path is None:
+        return StateDir((state_dir or Path(DEFAULT_STATE_DIR)).absolute())
+    return StateDir.for_pipeline(pipeline_path, state_dir)
+
+
+def _gate_refusal(run: PipelineRun, name: str, job: JobState, who: str,
+                  now: datetime) -> str | None:
+    """Why the gate's policy refuses `who` now, or None."""
+    if job.expires_at is not None and parse_time(job.expires_at) <= now:
+        return f"the approval window closed at {job.expires_at}"
+    gate = run.pipeline.jobs[name].gate
+    return gate.refusal(who, run.started_by) if gate is not None else None
 
 
 @dataclass(frozen=True)
@@ -233,6 +296,13 @@ def _acquire(state: StateDir, run_id: str, who: Identity, now: datetime) -> RunL
 def _runner(run: PipelineRun, run_file: RunFile, lock: RunLock, pipeline_file: PipelineFile, *,
             state: StateDir, request: RunRequest, services: Services, masker: Masker) -> Runner:
     factory = services.executor_factory or _local_executor
+    key = services.seal_key
+    who = services.who().user
+
+    def seal(run_file: RunFile, now: datetime) -> None:
+        if key is not None:
+            seal_head(run_file, key, now, who)
+
     return Runner(
         run=run, run_file=run_file, lock=lock, pipeline_file=pipeline_file, state=state,
         executor=factory(masker, services.observer, lock),
@@ -240,6 +310,7 @@ def _runner(run: PipelineRun, run_file: RunFile, lock: RunLock, pipeline_file: P
                                    workdir=pipeline_file.path.parent),
         clock=services.clock, observer=services.observer,
         parallelism=request.parallelism, wait_for_approval=request.wait_for_approval,
+        on_checkpoint=seal if key is not None else None,
     )
 
 
@@ -252,13 +323,25 @@ def _masker(pipeline: Pipeline) -> Masker:
     return Masker(secret_values(dict(os.environ), pipeline.variables, *job_variables))
 
 
-def _recorded_pipeline(pipeline_file: PipelineFile, masker: Masker) -> dict[str, Any]:
+def _recorded_definition(pipeline_file: PipelineFile, masker: Masker) -> dict[str, Any]:
+    """The parsed definition as a run records it: secret-looking variables masked."""
     definition = pipeline_file.pipeline.definition()
     definition["variables"] = mask_variables(definition["variables"])
     for spec in definition["jobs"].values():
         spec["variables"] = mask_variables(spec["variables"])
+    masked: dict[str, Any] = masker.document(definition)
+    return masked
+
+
+def _recorded_pipeline(pipeline_file: PipelineFile, masker: Masker, state: StateDir,
+                       run_id: str, copy_name: str) -> dict[str, Any]:
+    """What a run records of the pipeline file, keeping a copy of the file as run."""
+    definition = _recorded_definition(pipeline_file, masker)
+    copy = state.keep_copy(run_id, copy_name, masker.data(pipeline_file.data))
     return {"path": str(pipeline_file.path), "sha256": pipeline_file.sha256,
-            "definition": masker.document(definition)}
+            "copy": str(copy), "copy_sha256": hashlib.sha256(
+                masker.data(pipeline_file.data)).hexdigest(),
+            "definition": definition, "definition_sha256": definition_digest(definition)}
 
 
 def _parameters(request: RunRequest, state: StateDir) -> dict[str, Any]:
@@ -271,7 +354,7 @@ def _check_unchanged(run: PipelineRun, pipeline_file: PipelineFile, masker: Mask
     """None if the file is the one the run uses; else the changes (if allowed)."""
     if pipeline_file.sha256 == run.pipeline_sha256:
         return None
-    new = _recorded_pipeline(pipeline_file, masker)["definition"]
+    new = _recorded_definition(pipeline_file, masker)
     changes = definition_changes(run.definition, new)
     if new != run.definition and not allow_changed:
         listed = "\n".join(f"  - {c}" for c in changes)

@@ -24,6 +24,7 @@ from .events import (
     JobStarted,
     JobSucceeded,
     RunAborted,
+    RunCheckpoint,
     RunEvent,
     RunInterrupted,
     RunStarted,
@@ -34,7 +35,7 @@ from .layout import StateDir
 from .loader import PipelineFile
 from .model import Job, OnFailure
 from .replay import fold_new_lines, quarantine_tail
-from .scheduler import decide, next_retry_at
+from .scheduler import decide, next_timer
 from .store import RunFile, RunLock
 from .times import format_time
 from .transitions import RETRYING, RUNNING, TERMINAL, WAITING
@@ -91,7 +92,8 @@ class Runner:
     def __init__(self, *, run: PipelineRun, run_file: RunFile, lock: RunLock,
                  pipeline_file: PipelineFile, state: StateDir, executor: Executor,
                  environment: JobEnvironment, clock: Clock, observer: RunObserver,
-                 parallelism: int, wait_for_approval: bool) -> None:
+                 parallelism: int, wait_for_approval: bool,
+                 on_checkpoint: Callable[[RunFile, datetime], None] | None = None) -> None:
         self.run = run
         self._file = run_file
         self._lock = lock
@@ -105,6 +107,7 @@ class Runner:
         self._wait = wait_for_approval
         self._stop_reason: str | None = None
         self._observer_failed = False
+        self._on_checkpoint = on_checkpoint
         self._stopping = False
 
     def request_stop(self, reason: str) -> None:
@@ -127,16 +130,16 @@ class Runner:
             if self._stop_reason is not None and not self._stopping:
                 self._begin_stop()
             if self._stopping and self._executor.running() == 0:
-                self.transact(lambda now: self.run.record(
-                    RunInterrupted, now, reason=self._stop_reason or "stopped"))
+                self.transact(lambda now: self._end_session(
+                    now, RunInterrupted, reason=self._stop_reason or "stopped"))
                 return self._result("interrupted", EXIT_INTERRUPTED)
             if not self._wait and self._only_gates_left():
                 self._suspend()
                 return self._result("waiting", EXIT_WAITING)
-            due = next_retry_at(self.run.active_jobs)
-            exits = self._executor.wait(self._timeout(due))
-            retry_due = due is not None and due <= self._clock()
-            if exits or retry_due or self._stopping or self._foreign_lines():
+            timer = next_timer(self.run.active_jobs)
+            exits = self._executor.wait(self._timeout(timer))
+            timer_due = timer is not None and timer <= self._clock()
+            if exits or timer_due or self._stopping or self._foreign_lines():
                 self._step(exits)
         outcome = self.run.outcome
         return self._result(outcome, EXIT_OK if outcome == "succeeded" else EXIT_FAILED)
@@ -162,6 +165,7 @@ class Runner:
             for intent in intents:
                 self.run.record(intent.event, now, **intent.fields)
             if self.run.outcome is not None:
+                self.run.record(RunCheckpoint, now, reason=f"run {self.run.outcome}")
                 return
 
     def transact(self, produce: Callable[[datetime], None]) -> list[RecordedEvent]:
@@ -172,6 +176,8 @@ class Runner:
             produce(now)
             events = self.run.pending()
             self._file.append(events)
+            if self._on_checkpoint and any(isinstance(e, RunCheckpoint) for e in events):
+                self._on_checkpoint(self._file, now)
         self._show(foreign)
         self._show(events)
         return events
@@ -266,13 +272,18 @@ class Runner:
 
     def _suspend(self) -> None:
         waiting = [n for n, j in self.run.active_jobs.items() if j.status is WAITING]
-        self.transact(lambda now: self.run.record(
-            RunSuspended, now, reason="waiting for approval", waiting=waiting))
+        self.transact(lambda now: self._end_session(
+            now, RunSuspended, reason="waiting for approval", waiting=waiting))
 
-    def _timeout(self, retry_due: datetime | None) -> float:
-        if retry_due is None:
+    def _end_session(self, now: datetime, event: type[RunEvent], **fields: Any) -> None:
+        """Record why this runner stops before the run finished, and a checkpoint after it."""
+        self.run.record(event, now, **fields)
+        self.run.record(RunCheckpoint, now, reason=f"runner stopped: {fields['reason']}")
+
+    def _timeout(self, timer: datetime | None) -> float:
+        if timer is None:
             return POLL_SECONDS
-        return max(0.0, min(POLL_SECONDS, (retry_due - self._clock()).total_seconds()))
+        return max(0.0, min(POLL_SECONDS, (timer - self._clock()).total_seconds()))
 
     def _foreign_lines(self) -> bool:
         return self._file.size() != self._file.offset

@@ -16,18 +16,19 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from .aggregate import JobState
 from .events import (
     JobAwaitingApproval,
+    JobFailed,
     JobSkipped,
     JobStarted,
     RunEvent,
     RunFinished,
 )
-from .model import Job, Pipeline, When
+from .model import GatePolicy, Job, OnExpiry, Pipeline, When
 from .times import format_time, parse_time
 from .transitions import (
     APPROVED,
@@ -38,6 +39,7 @@ from .transitions import (
     SKIPPED,
     TERMINAL,
     UNSUCCESSFUL,
+    WAITING,
     JobStatus,
 )
 
@@ -66,8 +68,8 @@ def decide(jobs: Mapping[str, JobState], pipeline: Pipeline, now: datetime,
     started_at = format_time(now)
     for job in pipeline.jobs_of(stage):
         state = jobs[job.name]
-        if slots <= 0 and not (job.when is When.MANUAL and state.status is PENDING):
-            continue  # with no slot free, only a gate can still move (to WAITING)
+        if slots <= 0 and not (job.when is When.MANUAL and state.status in (PENDING, WAITING)):
+            continue  # with no slot free, only a gate can still move (to WAITING, or expire)
         intent = _next_step(job, state, status, now, started_at)
         if intent is None:
             continue
@@ -85,28 +87,53 @@ def current_stage(pipeline: Pipeline, status: Mapping[str, JobStatus]) -> str | 
     return None
 
 
-def next_retry_at(jobs: Mapping[str, JobState]) -> datetime | None:
-    """When the earliest waiting retry is due."""
+def next_timer(jobs: Mapping[str, JobState]) -> datetime | None:
+    """When the earliest retry is due or the earliest approval window closes."""
     due = [parse_time(j.retry_at) for j in jobs.values() if j.status is RETRYING and j.retry_at]
+    due += [parse_time(j.expires_at) for j in jobs.values()
+            if j.status is WAITING and j.expires_at]
     return min(due, default=None)
 
 
 def _next_step(job: Job, state: JobState, status: Mapping[str, JobStatus],
                now: datetime, started_at: str) -> Intent | None:
     needs = [status[n] for n in job.needs]
+    ready = all(s in TERMINAL for s in needs) if job.when is When.ALWAYS else all(
+        s is DONE for s in needs)
     if state.status is PENDING:
         if job.when is When.MANUAL:
-            if all(s is DONE for s in needs):
-                return _job_intent(JobAwaitingApproval, state)
+            if ready:
+                return _job_intent(JobAwaitingApproval, state,
+                                   expires_at=_expiry(job.gate, now))
             return None
-        ready = all(s in TERMINAL for s in needs) if job.when is When.ALWAYS else all(
-            s is DONE for s in needs)
         return _start(state, started_at) if ready else None
+    if state.status is WAITING:
+        return _expired(job, state, now)
     if state.status is APPROVED:
         return _start(state, started_at)
-    if state.status is RETRYING and (state.retry_at is None or parse_time(state.retry_at) <= now):
+    # An `always` job waiting to retry may see a need requeued by a resume: it waits again.
+    due = state.retry_at is None or parse_time(state.retry_at) <= now
+    if state.status is RETRYING and due and ready:
         return _start(state, started_at)
     return None
+
+
+def _expiry(gate: GatePolicy | None, now: datetime) -> str | None:
+    if gate is None or gate.expires_in is None:
+        return None
+    return format_time(now + timedelta(seconds=gate.expires_in))
+
+
+def _expired(job: Job, state: JobState, now: datetime) -> Intent | None:
+    """The end of a gate nobody decided in time: FAILED or SKIPPED, as configured."""
+    if state.expires_at is None or parse_time(state.expires_at) > now:
+        return None
+    assert job.gate is not None
+    why = f"no decision within {job.gate.expires_in:g}s (approval window closed " \
+          f"at {state.expires_at})"
+    if job.gate.on_expiry is OnExpiry.SKIP:
+        return _job_intent(JobSkipped, state, reason=why, cause=state.name)
+    return _job_intent(JobFailed, state, error=why, finished_at=format_time(now))
 
 
 def _start(state: JobState, started_at: str) -> Intent:

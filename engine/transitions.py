@@ -54,6 +54,9 @@ TABLE: dict[JobStatus, dict[str, JobStatus]] = {
     WAITING: {
         "JobApproved": APPROVED,
         "JobRejected": SKIPPED,
+        "JobApprovalRefused": WAITING,  # a refused attempt is recorded; the gate still waits
+        "JobFailed": FAILED,  # the approval window closed (on_expiry: fail)
+        "JobSkipped": SKIPPED,  # the approval window closed (on_expiry: skip)
         "JobCancelled": CANCELLED,
     },
     APPROVED: {

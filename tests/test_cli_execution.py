@@ -426,8 +426,8 @@ def test_abort_terminates_running_jobs_with_their_children_and_starts_nothing_ne
     assert started == {"long", "check"}
     events = [ln["event"] for ln in lines]
     assert "RunAborted" in events
-    assert lines[-1]["event"] == "RunFinished"
-    assert lines[-1]["outcome"] == "aborted"
+    assert [ln["event"] for ln in lines[-2:]] == ["RunFinished", "RunCheckpoint"]
+    assert lines[-2]["outcome"] == "aborted"
     assert "pipeline aborted" in result.stdout
     # The summary's line of the stopped job says why once, not twice.
     long_line = next(ln for ln in result.stdout.splitlines() if ln.startswith("  ■  long "))

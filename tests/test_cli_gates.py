@@ -259,7 +259,7 @@ def test_no_wait_stops_with_exit_3_and_approve_plus_resume_completes_the_run(
     suspended = status_json(path)
     assert suspended["state"] == "awaiting approval"
     assert suspended["active"] is False
-    assert [ln["event"] for ln in lines_of(folder, "ci-1")][-1] == "RunSuspended"
+    assert [ln["event"] for ln in lines_of(folder, "ci-1")][-2:] == ["RunSuspended", "RunCheckpoint"]
 
     approve = run_pt("pipeline", "approve", path.name, "--job", "cutover-gate", "--as", "alice",
                      "--reason", "change ticket 42", cwd=folder)

@@ -81,8 +81,8 @@ def resume_to_the_end(path: Path, run_id: str) -> list[dict]:
     resumed = run_pt("pipeline", "resume", str(path), "--run-id", run_id, "-q", cwd=path.parent)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     records = check_run_file(runs_dir(path) / f"{run_id}.jsonl")
-    assert records[-1]["event"] == "RunFinished"
-    assert records[-1]["outcome"] == "succeeded"
+    assert [r["event"] for r in records[-2:]] == ["RunFinished", "RunCheckpoint"]
+    assert records[-2]["outcome"] == "succeeded"
     return records
 
 
@@ -208,13 +208,13 @@ FAILS_ONCE = """\
 
 @pytest.fixture
 def failed_run(pipeline_file) -> Path:
-    """A finished, failed run `f` (7 lines) whose failure a file `fixed` repairs."""
+    """A finished, failed run `f` (8 lines) whose failure a file `fixed` repairs."""
     path = pipeline_file(FAILS_ONCE)
     result = run_pt("pipeline", "run", str(path), "--run-id", "f", "-q", cwd=path.parent)
     assert result.returncode == 1, result.stderr
     records = check_run_file(runs_dir(path) / "f.jsonl")
     assert events(records) == ["RunStarted", "JobStarted", "JobSucceeded", "JobStarted",
-                               "JobFailed", "JobSkipped", "RunFinished"]
+                               "JobFailed", "JobSkipped", "RunFinished", "RunCheckpoint"]
     return path
 
 
@@ -222,7 +222,7 @@ def test_a_torn_last_line_is_reported_then_set_aside_and_recorded_by_resume(fail
     path = failed_run
     run_file = runs_dir(path) / "f.jsonl"
     good = run_file.read_bytes()
-    torn = b'{"seq":8,"event":"JobStarted","at":"2026-04-07T14:0'
+    torn = b'{"seq":9,"event":"JobStarted","at":"2026-04-07T14:0'
     with run_file.open("ab") as handle:
         handle.write(torn)
 
@@ -242,14 +242,14 @@ def test_a_torn_last_line_is_reported_then_set_aside_and_recorded_by_resume(fail
     assert sides[0].read_bytes() == torn
     records = check_run_file(run_file)
     assert run_file.read_bytes().startswith(good)
-    quarantined = records[7]
+    quarantined = records[8]
     assert quarantined["event"] == "TailQuarantined"
-    assert quarantined["seq"] == 8
+    assert quarantined["seq"] == 9
     assert quarantined["path"] == sides[0].name
     assert quarantined["size"] == len(torn)
     assert quarantined["sha256"] == hashlib.sha256(torn).hexdigest()
-    assert records[8]["event"] == "RunResumed"
-    assert records[-1]["outcome"] == "succeeded"
+    assert records[9]["event"] == "RunResumed"
+    assert records[-2]["outcome"] == "succeeded"
     assert side_effects(path) == Counter({"a": 1, "b": 2, "c": 1})
 
 
@@ -276,13 +276,13 @@ def _swap(lines: list[bytes]) -> int:
 
 
 def _edit_the_line_before_the_last(lines: list[bytes]) -> int:
-    lines[5] = lines[5].replace(b'"reason":"needs', b'"reason":"Needs', 1)
-    return 7
+    lines[-2] = lines[-2].replace(b'"outcome":"failed"', b'"outcome":"fixed!"', 1)
+    return len(lines)
 
 
 def _duplicate_the_last(lines: list[bytes]) -> int:
     lines.append(lines[-1])
-    return 8
+    return len(lines)
 
 
 @pytest.mark.parametrize("damage", [_edit_byte, _break_json, _delete, _swap,

@@ -116,8 +116,9 @@ def test_success_retry_failure_skip_and_resume_write_valid_lines(pipeline_file):
     assert events(records, "broken") == ["JobStarted", "JobRetrying", "JobStarted", "JobFailed"]
     assert events(records, "after-broken") == ["JobSkipped"]
     assert events(records, "cleanup") == ["JobStarted", "JobSucceeded"]
-    finished = records[-1]
+    finished = records[-2]
     assert finished["event"] == "RunFinished"
+    assert records[-1]["event"] == "RunCheckpoint"
     assert finished["outcome"] == "failed"
     assert finished["counts"] == {"DONE": 4, "FAILED": 1, "SKIPPED": 1}
     failed = next(r for r in records if r["event"] == "JobFailed")
@@ -147,8 +148,8 @@ def test_success_retry_failure_skip_and_resume_write_valid_lines(pipeline_file):
     assert events(records, "ok").count("JobStarted") == 1
     assert events(records, "cleanup").count("JobStarted") == 1
     assert events(records, "broken")[-2:] == ["JobStarted", "JobSucceeded"]
-    assert records[-1]["event"] == "RunFinished"
-    assert records[-1]["outcome"] == "succeeded"
+    assert [r["event"] for r in records[-2:]] == ["RunFinished", "RunCheckpoint"]
+    assert records[-2]["outcome"] == "succeeded"
 
 
 def test_the_first_line_records_what_was_run_by_whom_and_where(pipeline_file):
@@ -196,8 +197,8 @@ def test_abort_cancels_running_and_pending_jobs_with_valid_lines(pipeline_file):
     cancelled = next(r for r in records if r["event"] == "JobCancelled" and r["job"] == "slow")
     assert cancelled["finished_at"] is not None
     assert cancelled["log"] == "abort/logs/slow/attempt-1.log"
-    assert records[-1]["event"] == "RunFinished"
-    assert records[-1]["outcome"] == "aborted"
+    assert [r["event"] for r in records[-2:]] == ["RunFinished", "RunCheckpoint"]
+    assert records[-2]["outcome"] == "aborted"
 
 
 GATED = """\
@@ -214,18 +215,21 @@ def test_no_wait_suspends_then_approve_and_resume_write_valid_lines(pipeline_fil
     run = run_pt("pipeline", "run", str(path), "--run-id", "gate", "--no-wait", cwd=path.parent)
     assert run.returncode == 3, run.stderr
     records = check_run_file(run_path(path, "gate"))
-    assert records[-2]["event"] == "JobAwaitingApproval"
-    assert records[-2]["status"] == "WAITING"
-    assert records[-1]["event"] == "RunSuspended"
-    assert records[-1]["waiting"] == ["gate"]
+    assert records[-3]["event"] == "JobAwaitingApproval"
+    assert records[-3]["status"] == "WAITING"
+    assert records[-2]["event"] == "RunSuspended"
+    assert records[-2]["waiting"] == ["gate"]
+    assert records[-1]["event"] == "RunCheckpoint"
     assert records[0]["parameters"]["wait_for_approval"] is False
 
     approve = run_pt("pipeline", "approve", str(path), "--run-id", "gate", "--job", "gate",
                      "--as", "alice", "--reason", "change window open", cwd=path.parent)
     assert approve.returncode == 0, approve.stderr
     records = check_run_file(run_path(path, "gate"))
-    approved = records[-1]
+    approved = records[-2]
     assert approved["event"] == "JobApproved"
+    assert records[-1]["event"] == "RunCheckpoint"
+    assert approved["head"] == records[-2]["prev"]  # what the approver saw
     assert (approved["by"], approved["reason"], approved["status"]) == (
         "alice", "change window open", "APPROVED")
 
@@ -234,7 +238,7 @@ def test_no_wait_suspends_then_approve_and_resume_write_valid_lines(pipeline_fil
     records = check_run_file(run_path(path, "gate"))
     assert events(records, "gate") == ["JobAwaitingApproval", "JobApproved", "JobStarted",
                                        "JobSucceeded"]
-    assert records[-1]["outcome"] == "succeeded"
+    assert records[-2]["outcome"] == "succeeded"
 
 
 def test_a_waiting_run_picks_an_approval_up_and_writes_valid_lines(pipeline_file):
@@ -253,7 +257,7 @@ def test_a_waiting_run_picks_an_approval_up_and_writes_valid_lines(pipeline_file
             runner.wait()
     records = check_run_file(file)
     assert "RunSuspended" not in events(records)
-    assert records[-1]["outcome"] == "succeeded"
+    assert records[-2]["outcome"] == "succeeded"
 
 
 def test_reject_skips_the_gate_and_its_dependents_with_valid_lines(pipeline_file):
@@ -276,7 +280,7 @@ def test_reject_skips_the_gate_and_its_dependents_with_valid_lines(pipeline_file
     assert (rejected["status"], rejected["reason"]) == ("SKIPPED", "not tonight")
     skipped = next(r for r in records if r["event"] == "JobSkipped")
     assert (skipped["job"], skipped["cause"]) == ("after-gate", "gate")
-    assert records[-1]["outcome"] == "rejected"
+    assert records[-2]["outcome"] == "rejected"
 
 
 def test_an_interrupted_run_writes_valid_lines(pipeline_file):
@@ -291,8 +295,8 @@ def test_an_interrupted_run_writes_valid_lines(pipeline_file):
     runner.send_signal(signal.SIGTERM)
     assert runner.wait(timeout=60) == 130
     records = check_run_file(file)
-    assert events(records)[-2:] == ["JobCancelled", "RunInterrupted"]
-    assert "SIGTERM" in records[-1]["reason"]
+    assert events(records)[-3:] == ["JobCancelled", "RunInterrupted", "RunCheckpoint"]
+    assert "SIGTERM" in records[-2]["reason"]
 
 
 # ---- what changed, secrets, write-before-start --------------------------------------------
@@ -329,7 +333,7 @@ def test_resume_refuses_a_changed_file_unless_allowed_and_records_the_change(pip
     assert resumed["changes"] == ["job 'b': command changed"]
     assert resumed["pipeline"]["sha256"] == new_sha
     assert resumed["pipeline"]["definition"]["jobs"]["b"]["command"] == "exit 0"
-    assert records[-1]["outcome"] == "succeeded"
+    assert records[-2]["outcome"] == "succeeded"
     assert (path.parent / "side.txt").read_text() == "a\n"
 
 

@@ -41,7 +41,7 @@ from pulsaride.engine.operations import (
     start_run,
 )
 from pulsaride.engine.runner import Runner, RunResult
-from pulsaride.engine.scheduler import next_retry_at
+from pulsaride.engine.scheduler import next_timer
 from pulsaride.engine.store import RunLock
 from pulsaride.engine.transitions import DONE, RETRYING, RUNNING, TERMINAL, WAITING
 
@@ -187,7 +187,7 @@ class CrashAndResume(RuleBasedStateMachine):
         """Time passes while a retry waits for its delay; the loop wakes when it is due."""
         assert self.runner is not None
         self.clock.sleep(seconds)
-        due = next_retry_at(self.runner.run.active_jobs)
+        due = next_timer(self.runner.run.active_jobs)
         if due is not None and due <= self.clock():
             self._step([])
 

@@ -41,8 +41,8 @@ def test_a_gate_rejected_while_suspended_stays_rejected_on_resume(
     lines = run_lines(folder / ".pulsaride")["r"]
     assert [ln["event"] for ln in lines if ln.get("job") == "gate"] == \
         ["JobAwaitingApproval", "JobRejected"]
-    assert lines[-1]["event"] == "RunFinished"
-    assert lines[-1]["outcome"] == "rejected"
+    assert [ln["event"] for ln in lines[-2:]] == ["RunFinished", "RunCheckpoint"]
+    assert lines[-2]["outcome"] == "rejected"
     assert not (folder / "cut.txt").exists()
 
 
