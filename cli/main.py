@@ -29,6 +29,14 @@ class PtGroup(click.Group):
             where = f": {exc.filename}" if exc.filename else ""
             _report(f"{exc.strerror or exc}{where}")
             ctx.exit(EXIT_FAILED)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as exc:
+            if os.environ.get("PT_DEBUG"):
+                raise
+            _report(f"internal error: {type(exc).__name__}: {exc} "
+                    "(run again with PT_DEBUG=1 for the traceback, and please report it)")
+            ctx.exit(EXIT_FAILED)
 
 
 def _report(message: str) -> None:

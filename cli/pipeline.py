@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 import orjson
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from pulsaride.engine.errors import EXIT_OK
 from pulsaride.engine.loader import load_pipeline_file
@@ -28,8 +29,10 @@ from pulsaride.engine.operations import (
     utc_now,
 )
 from pulsaride.engine.runner import Runner, RunResult
+from pulsaride.engine.seal import load_private_key
 from pulsaride.projections.status import render_status, status_document
 
+from .evidence import export, history, keygen, seal, show, verify
 from .reporter import ProgressReporter
 
 FILE_ARGUMENT = click.argument(
@@ -39,13 +42,16 @@ STATE_DIR_OPTION = click.option(
     help="Where runs are kept [default: .pulsaride beside FILE; env PT_STATE_DIR].")
 JSON_OPTION = click.option("--json", "as_json", is_flag=True,
                            help="Print a JSON document on stdout (progress goes to stderr).")
+SEAL_KEY_OPTION = click.option(
+    "--seal-key", type=click.Path(path_type=Path, dir_okay=False), envvar="PT_SEAL_KEY",
+    help="Sign the chain head at every checkpoint with this Ed25519 key [env PT_SEAL_KEY].")
 RUN_ID_OPTION = click.option("--run-id", metavar="ID",
                              help="The run [default: the latest run of FILE].")
 
 
 @click.group()
 def pipeline() -> None:
-    """Run and inspect migration pipelines (pulsaride-pipeline.yml)."""
+    """Run and inspect migration pipelines (pulsaride-pipeline.yml), and audit their runs."""
 
 
 @pipeline.command()
@@ -57,16 +63,17 @@ def pipeline() -> None:
               help="At a manual gate, stop with exit code 3 instead of waiting for approval.")
 @click.option("--quiet", "-q", is_flag=True, help="Do not echo job output.")
 @STATE_DIR_OPTION
+@SEAL_KEY_OPTION
 @JSON_OPTION
 def run(pipeline_file: Path, parallelism: int, run_id: str | None, no_wait: bool, quiet: bool,
-        state_dir: Path | None, as_json: bool) -> None:
+        state_dir: Path | None, seal_key: Path | None, as_json: bool) -> None:
     """Run the pipeline FILE: stages in order, jobs in parallel as their needs allow.
 
     The run id is printed first; resume it later with 'pt pipeline resume FILE --run-id ID'.
     """
     request = _request(pipeline_file, state_dir, parallelism, not no_wait)
     reporter = _reporter(pipeline_file, state_dir, as_json, quiet)
-    services = Services(observer=reporter)
+    services = Services(observer=reporter, seal_key=_seal_key(seal_key))
     runner = start_run(request, services, run_id)
     _finish(_execute(runner), pipeline_file, state_dir, as_json)
 
@@ -85,17 +92,19 @@ def run(pipeline_file: Path, parallelism: int, run_id: str | None, no_wait: bool
               help="At a manual gate, stop with exit code 3 instead of waiting for approval.")
 @click.option("--quiet", "-q", is_flag=True, help="Do not echo job output.")
 @STATE_DIR_OPTION
+@SEAL_KEY_OPTION
 @JSON_OPTION
 def resume(pipeline_file: Path, run_id: str | None, from_stage: str | None, allow_changed: bool,
            parallelism: int, no_wait: bool, quiet: bool, state_dir: Path | None,
-           as_json: bool) -> None:
+           seal_key: Path | None, as_json: bool) -> None:
     """Continue a run of FILE. DONE jobs are never executed again; failed, skipped,
     cancelled and interrupted jobs run again with a fresh retry budget."""
     request = _request(pipeline_file, state_dir, parallelism, not no_wait)
     if run_id is None:  # an empty --run-id "" is refused as invalid, never "the latest"
         run_id = read_run(pipeline_file, state_dir, None).run.id
     reporter = _reporter(pipeline_file, state_dir, as_json, quiet)
-    outcome = resume_run(request, Services(observer=reporter), run_id,
+    services = Services(observer=reporter, seal_key=_seal_key(seal_key))
+    outcome = resume_run(request, services, run_id,
                          from_stage=from_stage, allow_changed=allow_changed)
     if isinstance(outcome, RunResult):
         click.echo(f"run {run_id} already succeeded; nothing to resume", err=True)
@@ -136,6 +145,7 @@ def _gate_options(verb: str, whom: str) -> Callable[[Callable[..., None]], Calla
             click.option("--reason", default="", metavar="TEXT",
                          help="Why (kept in the evidence)."),
             STATE_DIR_OPTION,
+            SEAL_KEY_OPTION,
             JSON_OPTION,
         ]):
             command = option(command)
@@ -147,17 +157,17 @@ def _gate_options(verb: str, whom: str) -> Callable[[Callable[..., None]], Calla
 @pipeline.command()
 @_gate_options("release", "approves")
 def approve(pipeline_file: Path, job: str, run_id: str | None, who: str | None, reason: str,
-            state_dir: Path | None, as_json: bool) -> None:
+            state_dir: Path | None, seal_key: Path | None, as_json: bool) -> None:
     """Release a manual gate of a run of FILE; a waiting run continues within a second."""
-    _gate(pipeline_file, job, run_id, who, reason, state_dir, as_json, approve=True)
+    _gate(pipeline_file, job, run_id, who, reason, state_dir, seal_key, as_json, approve=True)
 
 
 @pipeline.command()
 @_gate_options("refuse", "rejects")
 def reject(pipeline_file: Path, job: str, run_id: str | None, who: str | None, reason: str,
-           state_dir: Path | None, as_json: bool) -> None:
+           state_dir: Path | None, seal_key: Path | None, as_json: bool) -> None:
     """Refuse a manual gate of a run of FILE: it and every job needing it are SKIPPED."""
-    _gate(pipeline_file, job, run_id, who, reason, state_dir, as_json, approve=False)
+    _gate(pipeline_file, job, run_id, who, reason, state_dir, seal_key, as_json, approve=False)
 
 
 @pipeline.command()
@@ -240,8 +250,9 @@ def _finish(result: RunResult, pipeline_file: Path, state_dir: Path | None,
 
 
 def _gate(pipeline_file: Path, job: str, run_id: str | None, who: str | None, reason: str,
-          state_dir: Path | None, as_json: bool, *, approve: bool) -> None:
-    services = Services(observer=_Silent(), identity=Identity.local(who))
+          state_dir: Path | None, seal_key: Path | None, as_json: bool, *,
+          approve: bool) -> None:
+    services = Services(identity=Identity.local(who), seal_key=_seal_key(seal_key))
     run, state = decide_gate(pipeline_file, state_dir=state_dir, run_id=run_id, job=job,
                              approve=approve, reason=reason, services=services)
     assert state.approval is not None
@@ -255,12 +266,9 @@ def _gate(pipeline_file: Path, job: str, run_id: str | None, who: str | None, re
     sys.exit(EXIT_OK)
 
 
-class _Silent:
-    def events_recorded(self, run: Any, events: Any) -> None:
-        """Nothing to show."""
 
-    def job_output(self, job: str, attempt: int, line: str) -> None:
-        """Nothing to show."""
+def _seal_key(path: Path | None) -> Ed25519PrivateKey | None:
+    return load_private_key(path) if path is not None else None
 
 
 def _print_json(document: Any) -> None:
@@ -279,3 +287,7 @@ def _tool_bin() -> Path | None:
         return argv0.resolve().parent
     beside_python = Path(sys.executable).parent / "pt"
     return beside_python.parent if beside_python.exists() else None
+
+
+for _command in (verify, history, show, export, seal, keygen):
+    pipeline.add_command(_command)

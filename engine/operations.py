@@ -11,7 +11,7 @@ import hashlib
 import os
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from .events import (
     JobInterrupted,
     JobRejected,
     JobRequeued,
+    RecordedEvent,
     RunCheckpoint,
     RunResumed,
 )
@@ -36,7 +37,7 @@ from .loader import PipelineFile, load_pipeline_file
 from .masking import Masker, mask_variables, secret_values
 from .model import Pipeline, When, definition_digest
 from .replay import quarantine_tail, replay
-from .runner import Clock, JobEnvironment, Runner, RunObserver, RunResult
+from .runner import Clock, JobEnvironment, NullObserver, Runner, RunObserver, RunResult
 from .seal import Seal, append_seal, seals_path, sign
 from .store import RunFile, RunLock, Tail, check_run_id
 from .times import format_time, parse_time
@@ -96,7 +97,7 @@ class RunRequest:
 class Services:
     """What operations need from the outside world (replaced in tests)."""
 
-    observer: RunObserver
+    observer: RunObserver = field(default_factory=NullObserver)
     clock: Clock = utc_now
     identity: Identity | None = None
     executor_factory: ExecutorFactory | None = None
@@ -270,19 +271,32 @@ class RunView:
     path: Path
     tail: Tail | None
     active: bool
+    events: list[RecordedEvent]  # empty unless asked for
 
 
-def read_run(pipeline_path: Path, state_dir: Path | None, run_id: str | None) -> RunView:
+def locate_run(pipeline_path: Path | None, state_dir: Path | None,
+               run_id: str | None) -> tuple[StateDir, str]:
+    """The state dir and run id a command means: the given id, else FILE's latest run."""
+    state = _state_for(pipeline_path, state_dir)
+    if run_id is not None:
+        return state, check_run_id(run_id)
+    if pipeline_path is None:
+        raise BadInputError("give a pipeline FILE or --run-id ID")
+    return state, state.latest_run(pipeline_path)
+
+
+def read_run(pipeline_path: Path | None, state_dir: Path | None, run_id: str | None, *,
+             with_events: bool = False) -> RunView:
     """Replay a run (by default the latest of the pipeline file) without changing anything."""
-    state = StateDir.for_pipeline(pipeline_path, state_dir)
-    run_id = check_run_id(run_id) if run_id is not None else state.latest_run(pipeline_path)
+    state, run_id = locate_run(pipeline_path, state_dir, run_id)
     run_file = RunFile.open(state.run_file(run_id), run_id)
+    events: list[RecordedEvent] = []
     try:
-        run = replay(run_file)
+        run = replay(run_file, keep=events if with_events else None)
     finally:
         run_file.close()
     return RunView(run=run, path=run_file.path, tail=run_file.tail,
-                   active=RunLock.is_held(state.lock_file(run_id)))
+                   active=RunLock.is_held(state.lock_file(run_id)), events=events)
 
 
 # ---- helpers -------------------------------------------------------------------------------

@@ -14,10 +14,13 @@ from .store import RunFile
 RecordedEvent = RunEvent | RunStarted
 
 
-def replay(run_file: RunFile) -> PipelineRun:
-    """Fold every good line of `run_file` into a PipelineRun (a torn tail is left in `.tail`)."""
+def replay(run_file: RunFile, keep: list[RecordedEvent] | None = None) -> PipelineRun:
+    """Fold every good line of `run_file` into a PipelineRun (a torn tail is left in `.tail`);
+    the events are also appended to `keep` when given."""
     run: PipelineRun | None = None
     for line_no, event in run_file.read_new():
+        if keep is not None:
+            keep.append(event)
         if run is None:
             assert isinstance(event, RunStarted)  # the store checks the first line
             run = _first(run_file, line_no, event)

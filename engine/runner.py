@@ -57,6 +57,16 @@ class RunObserver(Protocol):
         """One line of a job's (masked) output."""
 
 
+class NullObserver:
+    """An observer that shows nothing (approvals, sealing, tests)."""
+
+    def events_recorded(self, run: PipelineRun, events: Sequence[RecordedEvent]) -> None:
+        """Nothing to show."""
+
+    def job_output(self, job: str, attempt: int, line: str) -> None:
+        """Nothing to show."""
+
+
 @dataclass(frozen=True)
 class RunResult:
     """How a runner's work on a run ended."""

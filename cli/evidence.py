@@ -1,0 +1,290 @@
+"""`pt pipeline verify | history | show | export | seal | keygen`: the evidence chain."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from pulsaride.engine.errors import EXIT_FAILED, BadInputError, PulsarideError
+from pulsaride.engine.evidence import RunEvidence, load_evidence, write_bundle
+from pulsaride.engine.layout import StateDir
+from pulsaride.engine.operations import (
+    Services,
+    locate_run,
+    read_run,
+    seal_run,
+    tool_version,
+    utc_now,
+)
+from pulsaride.engine.seal import key_id, load_private_key, load_public_key
+from pulsaride.engine.times import format_time, parse_time
+from pulsaride.projections.export import export_csv, export_document
+from pulsaride.projections.facts import RunFacts
+from pulsaride.projections.history import (
+    damaged_row,
+    history_document,
+    render_history,
+    run_row,
+)
+from pulsaride.projections.timeline import render_timeline, timeline
+from pulsaride.projections.verify import VerifyReport, verify_run
+
+OPTIONAL_FILE = click.argument("pipeline_file", metavar="[FILE]", required=False,
+                               type=click.Path(path_type=Path))
+STATE_DIR = click.option(
+    "--state-dir", type=click.Path(path_type=Path, file_okay=False), envvar="PT_STATE_DIR",
+    help="Where runs are kept [default: .pulsaride beside FILE, or ./.pulsaride].")
+RUN_ID = click.option("--run-id", metavar="ID", help="The run [default: the latest run of FILE].")
+AS_JSON = click.option("--json", "as_json", is_flag=True, help="Print a JSON document.")
+
+BUNDLE_README = """\
+Evidence bundle of pulsaride run {run_id}, exported {at} by pt {version}.
+
+Check that no file was changed since it was exported, with standard tools:
+
+    sha256sum -c MANIFEST.sha256
+
+{run_id}.jsonl is the run's append-only event file, one JSON line per transition; each line's
+"prev" is the SHA-256 of the previous line's bytes (64 zeros for the first line). The folder
+{run_id}/ holds the pipeline file as run and every job log; their SHA-256 digests are recorded
+in the lines that name them. verification.json is pt's own check of all of this at export time.
+"""
+
+
+@click.command()
+@OPTIONAL_FILE
+@RUN_ID
+@click.option("--pubkey", type=click.Path(path_type=Path, dir_okay=False),
+              help="Check the run's seals against this Ed25519 public key (PEM).")
+@STATE_DIR
+@AS_JSON
+def verify(pipeline_file: Path | None, run_id: str | None, pubkey: Path | None,
+           state_dir: Path | None, as_json: bool) -> None:
+    """Check a run's evidence: schema, hash chain, sequence, transitions, the pipeline file
+    as run, job logs and (with --pubkey) seals. Exit 1 on any finding."""
+    state, run_id = locate_run(pipeline_file, state_dir, run_id)
+    evidence = load_evidence(state, run_id)
+    report = _verify(evidence, pubkey, pipeline_file)
+    if as_json:
+        _print_json(report.document())
+    else:
+        click.echo(_render_report(report))
+    sys.exit(0 if report.ok else EXIT_FAILED)
+
+
+@click.command()
+@OPTIONAL_FILE
+@STATE_DIR
+@AS_JSON
+def history(pipeline_file: Path | None, state_dir: Path | None, as_json: bool) -> None:
+    """Every run of FILE (or of the state dir), oldest first: who, when, outcome, counts."""
+    state = _state(pipeline_file, state_dir)
+    wanted = str(pipeline_file.resolve()) if pipeline_file is not None else None
+    rows = []
+    for summary in state.summaries():
+        if wanted is not None and summary.pipeline_path != wanted:
+            continue
+        try:
+            view = read_run(None, state.root, summary.run_id, with_events=True)
+        except PulsarideError as exc:
+            rows.append(damaged_row(summary.run_id, summary.pipeline_path, summary.started_at,
+                                    summary.started_by, str(exc)))
+            continue
+        rows.append(run_row(view.run, RunFacts.collect(view.events), active=view.active))
+    if as_json:
+        _print_json(history_document(rows))
+    elif rows:
+        click.echo(render_history(rows))
+    else:
+        click.echo(f"no runs in {state.runs}")
+
+
+@click.command()
+@OPTIONAL_FILE
+@RUN_ID
+@STATE_DIR
+@AS_JSON
+def show(pipeline_file: Path | None, run_id: str | None, state_dir: Path | None,
+         as_json: bool) -> None:
+    """One run as a timeline: every transition with time, attempt, exit code, error, actor."""
+    view = read_run(pipeline_file, state_dir, run_id, with_events=True)
+    entries = timeline(view.events)
+    if as_json:
+        _print_json({"schema": "pulsaride.timeline/1", "pipeline_run_id": view.run.id,
+                     "entries": entries})
+    else:
+        click.echo(render_timeline(entries))
+
+
+@click.command()
+@OPTIONAL_FILE
+@RUN_ID
+@click.option("--format", "fmt", type=click.Choice(["json", "csv", "bundle"]), required=True,
+              help="json: the replayed run; csv: one row per transition; bundle: a .tar.gz "
+                   "evidence package checkable with sha256sum -c.")
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write here [default: stdout; bundle: ./pulsaride-run-ID.tar.gz].")
+@STATE_DIR
+def export(pipeline_file: Path | None, run_id: str | None, fmt: str, output: Path | None,
+           state_dir: Path | None) -> None:
+    """Export a run for compliance as JSON, CSV or an evidence bundle."""
+    state, run_id = locate_run(pipeline_file, state_dir, run_id)
+    evidence = load_evidence(state, run_id)
+    if fmt == "csv":
+        _emit(export_csv(_records(evidence)).encode(), output)
+        return
+    report = _verify(evidence, None, pipeline_file)
+    if fmt == "json":
+        _emit(_export_json(state, run_id, report) + b"\n", output)
+        return
+    target = output or Path(f"pulsaride-run-{run_id}.tar.gz")
+    extra = _bundle_extras(state, evidence, report)
+    manifest = write_bundle(evidence, extra, target, mtime=_last_time(evidence))
+    click.echo(f"wrote {target}: {len(manifest)} files, verification "
+               f"{'passed' if report.ok else 'FAILED'}; check it with: "
+               f"tar xzf {target.name} && cd pulsaride-run-{run_id} && sha256sum -c "
+               "MANIFEST.sha256", err=True)
+
+
+@click.command()
+@OPTIONAL_FILE
+@RUN_ID
+@click.option("--key", "key_path", required=True, type=click.Path(path_type=Path, dir_okay=False),
+              help="Ed25519 private key (PEM), e.g. from 'pt pipeline keygen'.")
+@STATE_DIR
+@AS_JSON
+def seal(pipeline_file: Path | None, run_id: str | None, key_path: Path,
+         state_dir: Path | None, as_json: bool) -> None:
+    """Sign a run's current chain head, so that cutting the file or rewriting the chain is
+    detected by 'pt pipeline verify --pubkey'."""
+    state, run_id = locate_run(pipeline_file, state_dir, run_id)
+    sealed = seal_run(None, state_dir=state.root, run_id=run_id,
+                      key=load_private_key(key_path), services=Services())
+    if as_json:
+        _print_json(sealed.__dict__)
+    else:
+        click.echo(f"sealed run {run_id} up to line {sealed.seq} (head {sealed.head[:16]}…) "
+                   f"with key {sealed.key_id}")
+
+
+@click.command()
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path, dir_okay=False),
+              help="Private key file to write; the public key goes to OUT.pub.")
+def keygen(out: Path) -> None:
+    """Create an Ed25519 key pair for sealing runs (private key mode 0600)."""
+    if out.exists():
+        raise BadInputError(f"{out} exists; refusing to overwrite a key")
+    key = Ed25519PrivateKey.generate()
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    public = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                           serialization.PublicFormat.SubjectPublicKeyInfo)
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(private)
+    Path(f"{out}.pub").write_bytes(public)
+    click.echo(f"wrote {out} (private, keep it safe) and {out}.pub; key id "
+               f"{key_id(key.public_key())}")
+
+
+# ---- helpers -------------------------------------------------------------------------------
+
+
+def _state(pipeline_file: Path | None, state_dir: Path | None) -> StateDir:
+    if state_dir is not None:
+        return StateDir(state_dir.absolute())
+    if pipeline_file is not None:
+        return StateDir.for_pipeline(pipeline_file)
+    return StateDir(Path(".pulsaride").absolute())
+
+
+def _verify(evidence: RunEvidence, pubkey: Path | None,
+            pipeline_file: Path | None) -> VerifyReport:
+    public_key = load_public_key(pubkey) if pubkey is not None else None
+    today = None
+    if pipeline_file is not None and pipeline_file.is_file():
+        today = hashlib.sha256(pipeline_file.read_bytes()).hexdigest()
+    return verify_run(evidence, public_key=public_key, current_file_sha256=today)
+
+
+def _render_report(report: VerifyReport) -> str:
+    if report.ok:
+        sealed = f", sealed up to line {report.sealed_up_to}" if report.sealed_up_to else ""
+        lines = [f"run {report.run_id}: verified: {report.lines} lines, chain head "
+                 f"{report.head[:16]}…, {report.logs_checked} logs checked{sealed}"]
+    else:
+        first = report.findings[0]
+        where = f"line {first.line}" if first.line is not None else "the run's files"
+        lines = [f"run {report.run_id}: FAILED verification: {len(report.findings)} "
+                 f"finding(s); first offending: {where}"]
+        lines += [f"  {finding.text()}" for finding in report.findings]
+    lines += [f"  note: {note}" for note in report.notes]
+    return "\n".join(lines)
+
+
+def _records(evidence: RunEvidence) -> list[dict[str, Any]]:
+    records = []
+    for number, raw in enumerate(evidence.lines, start=1):
+        try:
+            record = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            record = None
+        records.append(record if isinstance(record, dict) else
+                       {"seq": None, "event": f"<line {number} is not a JSON object>"})
+    return records
+
+
+def _export_json(state: StateDir, run_id: str, report: VerifyReport) -> bytes:
+    view = read_run(None, state.root, run_id, with_events=True)
+    document = export_document(view.run, RunFacts.collect(view.events), report.document(),
+                               exported_at=utc_now(), tool_version=tool_version())
+    return orjson.dumps(document, option=orjson.OPT_INDENT_2)
+
+
+def _bundle_extras(state: StateDir, evidence: RunEvidence,
+                   report: VerifyReport) -> dict[str, bytes]:
+    at = format_time(utc_now())
+    extra = {
+        "verification.json": orjson.dumps(report.document(), option=orjson.OPT_INDENT_2),
+        "tool.json": orjson.dumps({"tool": "pt", "version": tool_version(), "exported_at": at},
+                                  option=orjson.OPT_INDENT_2),
+        "README.txt": BUNDLE_README.format(run_id=evidence.run_id, at=at,
+                                           version=tool_version()).encode(),
+    }
+    try:
+        extra["export.json"] = _export_json(state, evidence.run_id, report)
+    except PulsarideError as exc:
+        extra["export-error.txt"] = f"the run could not be replayed: {exc}\n".encode()
+    return extra
+
+
+def _last_time(evidence: RunEvidence) -> float:
+    for raw in reversed(evidence.lines):
+        try:
+            return parse_time(orjson.loads(raw)["at"]).timestamp()
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            continue
+    return 0.0
+
+
+def _emit(data: bytes, output: Path | None) -> None:
+    if output is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+        return
+    partial = output.with_name(output.name + ".partial")
+    partial.write_bytes(data)
+    partial.replace(output)
+
+
+def _print_json(document: Any) -> None:
+    click.echo(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
+

@@ -1,0 +1,124 @@
+"""A run's evidence as files: the run file, the pipeline file as run, job logs and seals.
+
+Reading is read-only and confined to the run's own folder: a path named in a line (a log, a
+copy) is only followed if it stays inside `<runs>/<run-id>/`. Bundles are written here too.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from .errors import RunIdError
+from .layout import StateDir
+from .seal import Seal, read_seals, seals_path
+from .store import check_run_id
+
+
+@dataclass(frozen=True)
+class RunEvidence:
+    """Everything kept about one run, read from disk once."""
+
+    run_id: str
+    runs: Path
+    data: bytes  # the whole run file
+    seals: list[Seal] = field(default_factory=list)
+    seal_problems: list[str] = field(default_factory=list)
+
+    @property
+    def run_file(self) -> Path:
+        """Path of the run file."""
+        return self.runs / f"{self.run_id}.jsonl"
+
+    @property
+    def lines(self) -> list[bytes]:
+        """The complete lines (without their newline)."""
+        complete, _, _ = self.data.rpartition(b"\n")
+        return complete.split(b"\n") if complete else []
+
+    @property
+    def tail(self) -> bytes:
+        """Bytes after the last newline (a torn write), usually empty."""
+        return self.data.rpartition(b"\n")[2]
+
+    def artifact(self, relative: str) -> bytes | None:
+        """The bytes of a file a line names (relative to the runs folder), if it is one of
+        this run's files and exists; None otherwise."""
+        path = self.artifact_path(relative)
+        if path is None or not path.is_file():
+            return None
+        return path.read_bytes()
+
+    def side_file(self, name: str) -> bytes | None:
+        """A set-aside torn tail of this run (`<id>.jsonl.tail-...`), if present."""
+        if "/" in name or not name.startswith(f"{self.run_id}.jsonl.tail-"):
+            return None
+        path = self.runs / name
+        return path.read_bytes() if path.is_file() and not path.is_symlink() else None
+
+    def artifact_path(self, relative: str) -> Path | None:
+        """Where a file a line names lives, if it is inside the run's folder."""
+        pure = PurePosixPath(relative)
+        if pure.is_absolute() or ".." in pure.parts or not pure.parts:
+            return None
+        if pure.parts[0] != self.run_id and pure.name != f"{self.run_id}.jsonl":
+            return None
+        path = self.runs / pure
+        folder = (self.runs / self.run_id).resolve()
+        return path if path.resolve().is_relative_to(folder) else None
+
+    def files(self) -> Iterator[tuple[str, Path]]:
+        """Every file of the run: (path relative to the runs folder, path on disk)."""
+        yield f"{self.run_id}.jsonl", self.run_file
+        seals = seals_path(self.run_file)
+        if seals.is_file():
+            yield seals.name, seals
+        for side in sorted(self.runs.glob(f"{self.run_id}.jsonl.tail-*")):
+            yield side.name, side
+        folder = self.runs / self.run_id
+        if folder.is_dir():
+            for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.is_symlink()):
+                yield str(path.relative_to(self.runs)), path
+
+
+def load_evidence(state: StateDir, run_id: str) -> RunEvidence:
+    """Read a run's file and seals; RunIdError if the run does not exist."""
+    path = state.run_file(check_run_id(run_id))
+    if path.is_symlink():
+        raise RunIdError(f"{path} is a symbolic link; refusing it")
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise RunIdError(f"no run {run_id} in {state.runs}") from None
+    seals, problems = read_seals(seals_path(path))
+    return RunEvidence(run_id=run_id, runs=state.runs, data=data, seals=seals,
+                       seal_problems=problems)
+
+
+def write_bundle(evidence: RunEvidence, extra: dict[str, bytes], target: Path,
+                 mtime: float) -> list[tuple[str, str]]:
+    """Write a .tar.gz of the run's files plus `extra` (name -> bytes) and a MANIFEST.sha256
+    that `sha256sum -c` checks; return the manifest entries. Deterministic for equal input."""
+    root = f"pulsaride-run-{evidence.run_id}"
+    members: list[tuple[str, bytes]] = [
+        (name, path.read_bytes()) for name, path in evidence.files()]
+    members += sorted(extra.items())
+    manifest = [(hashlib.sha256(data).hexdigest(), name) for name, data in members]
+    listing = "".join(f"{digest}  {name}\n" for digest, name in manifest).encode()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".partial")
+    with partial.open("wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=int(mtime)) as gz, \
+            tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as bundle:
+        for name, data in [*members, ("MANIFEST.sha256", listing)]:
+            info = tarfile.TarInfo(f"{root}/{name}")
+            info.size = len(data)
+            info.mtime = int(mtime)
+            info.mode = 0o644
+            bundle.addfile(info, io.BytesIO(data))
+    partial.replace(target)
+    return manifest

@@ -1,0 +1,350 @@
+"""An auditor's check of one run's evidence: every line, the chain, the replay, the pipeline
+file as run, the job logs, and (given a public key) the seals.
+
+Findings name the first line where something is wrong; checking goes on after a finding so
+that one report lists everything (the chain re-synchronises on the line actually present).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+import orjson
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from eventsourcing.domain import OriginatorIDError, OriginatorVersionError
+
+from pulsaride.engine.aggregate import PipelineRun
+from pulsaride.engine.errors import PulsarideError
+from pulsaride.engine.evidence import RunEvidence as Evidence
+from pulsaride.engine.lines import GENESIS, LineError, decode
+from pulsaride.engine.loader import parse_pipeline
+from pulsaride.engine.masking import MASK, mask_variables
+from pulsaride.engine.model import definition_digest
+from pulsaride.engine.seal import Seal, key_id, signature_valid
+from pulsaride.schemas import load_schema
+
+SCHEMA = "pulsaride.verification/1"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing wrong with the evidence."""
+
+    check: str
+    message: str
+    line: int | None = None
+
+    def text(self) -> str:
+        """`line N: [check] message`."""
+        where = f"line {self.line}: " if self.line is not None else ""
+        return f"{where}[{self.check}] {self.message}"
+
+
+@dataclass
+class VerifyReport:
+    """The outcome of verifying one run."""
+
+    run_id: str
+    lines: int = 0
+    head: str = GENESIS
+    findings: list[Finding] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    logs_checked: int = 0
+    sealed_up_to: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing is wrong."""
+        return not self.findings
+
+    def document(self) -> dict[str, Any]:
+        """A stable JSON-ready form."""
+        first = self.findings[0] if self.findings else None
+        return {
+            "schema": SCHEMA,
+            "pipeline_run_id": self.run_id,
+            "verdict": "verified" if self.ok else "failed",
+            "lines": self.lines,
+            "head": self.head,
+            "logs_checked": self.logs_checked,
+            "sealed_up_to": self.sealed_up_to,
+            "first_offending_line": first.line if first else None,
+            "findings": [{"line": f.line, "check": f.check, "message": f.message}
+                         for f in self.findings],
+            "notes": self.notes,
+        }
+
+
+def verify_run(evidence: Evidence, *, public_key: Ed25519PublicKey | None = None,
+               current_file_sha256: str | None = None) -> VerifyReport:
+    """Check everything the evidence claims; see the module docstring."""
+    report = VerifyReport(run_id=evidence.run_id, lines=len(evidence.lines))
+    records, digests = _check_lines(evidence, report)
+    report.head = digests[-1] if digests else GENESIS
+    if evidence.tail:
+        report.findings.append(Finding(
+            "tail", f"{len(evidence.tail)} bytes after the last complete line (a torn write; "
+            "'pt pipeline resume' sets them aside)", len(evidence.lines) + 1))
+    _check_pipelines(evidence, records, report, current_file_sha256)
+    _check_artifacts(evidence, records, report)
+    _check_seals(evidence, digests, report, public_key)
+    report.findings.sort(key=lambda f: (f.line is None, f.line or 0))
+    return report
+
+
+# ---- lines ---------------------------------------------------------------------------------
+
+
+def _check_lines(evidence: Evidence,
+                 report: VerifyReport) -> tuple[list[tuple[int, dict[str, Any]]], list[str]]:
+    records: list[tuple[int, dict[str, Any]]] = []
+    digests: list[str] = []
+    replay = _Replay(report)
+    prev, expected = GENESIS, 1
+    for number, raw in enumerate(evidence.lines, start=1):
+        digest = hashlib.sha256(raw).hexdigest()
+        digests.append(digest)
+        record = _parse(raw, number, report)
+        if record is not None:
+            expected = _check_record(record, number, prev, expected, run_id=evidence.run_id,
+                                     report=report)
+            records.append((number, record))
+            replay.fold(record, number)
+        else:
+            expected += 1
+        prev = digest
+    return records, digests
+
+
+def _parse(raw: bytes, number: int, report: VerifyReport) -> dict[str, Any] | None:
+    try:
+        record = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        report.findings.append(Finding("json", "not a JSON line", number))
+        return None
+    if not isinstance(record, dict):
+        report.findings.append(Finding("json", "not a JSON object", number))
+        return None
+    return record
+
+
+def _check_record(record: dict[str, Any], number: int, prev: str, expected: int, *,
+                  run_id: str, report: VerifyReport) -> int:
+    """Check one parsed line; return the seq expected of the next line."""
+    add = report.findings.append
+    problem = _schema_problem(record)
+    if problem is not None:
+        add(Finding("schema", problem, number))
+    if record.get("pipeline_run_id") != run_id:
+        add(Finding("run", f"belongs to run {record.get('pipeline_run_id')!r}, not {run_id!r} "
+                           "(a line copied from another run?)", number))
+    seq = record.get("seq")
+    if seq != expected:
+        add(Finding("sequence", f"seq is {seq!r} where {expected} was expected: a line was "
+                                "removed, inserted or moved", number))
+    if record.get("prev") != prev:
+        add(Finding("chain", f"prev does not match the SHA-256 of line {number - 1}: line "
+                             f"{number - 1} was changed, or lines were removed, inserted or "
+                             "moved before this one" if number > 1 else
+                             "the first line's prev is not 64 zeros", number))
+    return seq + 1 if isinstance(seq, int) else expected + 1
+
+
+@cache
+def _validators() -> dict[str, Any]:
+    from jsonschema import Draft202012Validator  # noqa: PLC0415 - only verify needs it
+
+    schema = load_schema("event")
+    defs = schema["$defs"]
+    return {name: Draft202012Validator({"$ref": f"#/$defs/{name}", "$defs": defs})
+            for name in schema["properties"]["event"]["enum"]}
+
+
+def _schema_problem(record: dict[str, Any]) -> str | None:
+    validator = _validators().get(record.get("event"))  # type: ignore[arg-type]
+    if validator is None:
+        return f"unknown event {record.get('event')!r}"
+    error = next(iter(validator.iter_errors(record)), None)
+    if error is None:
+        return None
+    where = "/".join(str(p) for p in error.absolute_path)
+    return f"{where + ': ' if where else ''}{error.message}"
+
+
+class _Replay:
+    """Folds lines through the aggregate; the first illegal transition is a finding."""
+
+    def __init__(self, report: VerifyReport) -> None:
+        self._report = report
+        self.run: PipelineRun | None = None
+        self._broken = False
+
+    def fold(self, record: dict[str, Any], number: int) -> None:
+        if self._broken:
+            return
+        try:
+            event = decode(record)
+            if self.run is None:
+                run = event.mutate(None)
+                assert isinstance(run, PipelineRun)
+                self.run = run
+            else:
+                event.mutate(self.run)
+        except (OriginatorIDError, OriginatorVersionError):
+            self._refuse(number, "out of sequence for the run's aggregate")
+        except (LineError, PulsarideError, AssertionError, TypeError, ValueError, KeyError,
+                AttributeError) as exc:
+            self._refuse(number, str(exc) or type(exc).__name__)
+
+    def _refuse(self, number: int, why: str) -> None:
+        self._broken = True
+        self._report.findings.append(Finding("transition", f"replay refuses this line: {why}",
+                                             number))
+
+
+# ---- the pipeline file as run, logs, set-aside tails ------------------------------------------
+
+
+def _check_pipelines(evidence: Evidence, records: list[tuple[int, dict[str, Any]]],
+                     report: VerifyReport, current_file_sha256: str | None) -> None:
+    latest: str | None = None
+    for number, record in records:
+        pipeline = record.get("pipeline")
+        if not isinstance(pipeline, dict):
+            continue
+        latest = pipeline.get("sha256")
+        for problem in _pipeline_problems(evidence, pipeline):
+            report.findings.append(Finding("pipeline", problem, number))
+    if current_file_sha256 is not None and latest is not None:
+        if current_file_sha256 == latest:
+            report.notes.append("the pipeline file today is the one the run used")
+        else:
+            report.notes.append("the pipeline file today differs from the one the run used "
+                                f"(run: {latest[:12]}, today: {current_file_sha256[:12]})")
+
+
+def _pipeline_problems(evidence: Evidence, pipeline: dict[str, Any]) -> Iterator[str]:
+    definition = pipeline.get("definition")
+    if not isinstance(definition, dict):
+        return
+    if definition_digest(definition) != pipeline.get("definition_sha256"):
+        yield "the recorded definition does not hash to its recorded definition_sha256"
+    copy = evidence.artifact(str(pipeline.get("copy", "")))
+    if copy is None:
+        yield f"the copy of the pipeline file as run ({pipeline.get('copy')}) is missing"
+        return
+    if hashlib.sha256(copy).hexdigest() != pipeline.get("copy_sha256"):
+        yield f"the copy of the pipeline file ({pipeline.get('copy')}) was changed"
+        return
+    try:
+        parsed = parse_pipeline(copy, str(pipeline.get("copy"))).definition()
+    except PulsarideError as exc:
+        yield f"the pipeline file as run no longer parses: {exc}"
+        return
+    if not _same_definition(_masked(parsed), definition):
+        yield "the recorded definition differs from the pipeline file as run"
+
+
+def _masked(definition: dict[str, Any]) -> dict[str, Any]:
+    definition["variables"] = mask_variables(definition["variables"])
+    for spec in definition["jobs"].values():
+        spec["variables"] = mask_variables(spec["variables"])
+    return definition
+
+
+def _same_definition(parsed: Any, recorded: Any) -> bool:
+    """Equal, where a recorded string holding MASK may stand for any string."""
+    if isinstance(recorded, str) and MASK in recorded:
+        return isinstance(parsed, str)
+    if isinstance(recorded, dict) and isinstance(parsed, dict):
+        return recorded.keys() == parsed.keys() and all(
+            _same_definition(parsed[k], recorded[k]) for k in recorded)
+    if isinstance(recorded, list) and isinstance(parsed, list):
+        return len(recorded) == len(parsed) and all(
+            _same_definition(p, r) for p, r in zip(parsed, recorded, strict=True))
+    return bool(parsed == recorded)
+
+
+def _check_artifacts(evidence: Evidence, records: list[tuple[int, dict[str, Any]]],
+                     report: VerifyReport) -> None:
+    for number, record in records:
+        log, digest = record.get("log"), record.get("log_sha256")
+        if isinstance(log, str) and isinstance(digest, str):
+            report.logs_checked += 1
+            _check_log(evidence, log, digest, number, report)
+        side = record.get("path")
+        if record.get("event") == "TailQuarantined" and isinstance(side, str):
+            _check_side_file(evidence, side, record.get("sha256"), number, report)
+
+
+def _check_log(evidence: Evidence, relative: str, digest: str, number: int,
+               report: VerifyReport) -> None:
+    data = evidence.artifact(relative)
+    if data is None:
+        report.findings.append(Finding("log", f"{relative} is missing", number))
+    elif hashlib.sha256(data).hexdigest() != digest:
+        report.findings.append(Finding("log", f"{relative} does not match its recorded SHA-256",
+                                       number))
+
+
+def _check_side_file(evidence: Evidence, name: str, digest: Any, number: int,
+                     report: VerifyReport) -> None:
+    data = evidence.side_file(name)
+    if data is None:
+        report.notes.append(f"line {number}: the set-aside tail {name} is not present")
+    elif hashlib.sha256(data).hexdigest() != digest:
+        report.findings.append(Finding("tail", f"{name} does not match its recorded SHA-256",
+                                       number))
+
+
+# ---- seals -------------------------------------------------------------------------------------
+
+
+def _check_seals(evidence: Evidence, digests: list[str], report: VerifyReport,
+                 public_key: Ed25519PublicKey | None) -> None:
+    for problem in evidence.seal_problems:
+        report.findings.append(Finding("seal", problem))
+    if public_key is None:
+        if evidence.seals:
+            report.notes.append(f"{len(evidence.seals)} seal(s) present, not checked "
+                                "(give --pubkey to check them)")
+        else:
+            report.notes.append("no seal: truncating the end of the file or rewriting the "
+                                "whole chain would not be detected (see ADR 0006)")
+        return
+    wanted = key_id(public_key)
+    valid = [seal for seal in evidence.seals if seal.key_id == wanted
+             and _seal_holds(seal, evidence.run_id, digests, public_key, report)]
+    if not valid:
+        report.findings.append(Finding("seal", f"no valid seal by key {wanted}"))
+        return
+    report.sealed_up_to = max(seal.seq for seal in valid)
+    if report.sealed_up_to < len(digests):
+        report.notes.append(f"lines {report.sealed_up_to + 1}-{len(digests)} were written "
+                            "after the last seal and are not covered by it")
+
+
+def _seal_holds(seal: Seal, run_id: str, digests: list[str], public_key: Ed25519PublicKey,
+                report: VerifyReport) -> bool:
+    if not signature_valid(seal, public_key):
+        report.findings.append(Finding("seal", f"the seal of line {seal.seq} has an invalid "
+                                               "signature"))
+        return False
+    if seal.run_id != run_id:
+        report.findings.append(Finding("seal", f"a seal of run {seal.run_id} is filed here"))
+        return False
+    if seal.seq > len(digests):
+        report.findings.append(Finding(
+            "seal", f"sealed line {seal.seq} is missing: the file was cut after line "
+                    f"{len(digests)}", len(digests) + 1))
+        return False
+    if digests[seal.seq - 1] != seal.head:
+        report.findings.append(Finding(
+            "seal", f"line {seal.seq} is not the line that was sealed: the chain up to it was "
+                    "rewritten", seal.seq))
+        return False
+    return True
