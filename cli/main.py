@@ -11,6 +11,7 @@ import click
 
 from pulsaride.engine.errors import EXIT_FAILED, PulsarideError
 
+from .migrate import migrate_group
 from .pipeline import pipeline
 
 
@@ -58,6 +59,7 @@ def cli() -> None:
 
 
 cli.add_command(pipeline)
+cli.add_command(migrate_group, name="migrate")
 
 
 def main() -> None:

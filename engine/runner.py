@@ -86,8 +86,9 @@ class JobEnvironment:
 
     def for_job(self, job: Job, variables: Mapping[str, str], run_id: str, attempt: int,
                 state: StateDir) -> dict[str, str]:
-        """The environment of one attempt."""
-        env = {**self.base, **variables, **job.variables}
+        """The environment of one attempt. The file's variables are defaults: the job's override
+        the pipeline's, and the environment pt runs in overrides both (as CI variables do)."""
+        env = {**variables, **job.variables, **self.base}
         env.update(PT_RUN_ID=run_id, PT_JOB=job.name, PT_STAGE=job.stage,
                    PT_ATTEMPT=str(attempt), PT_STATE_DIR=str(state.root),
                    PT_RUN_DIR=str(state.run_folder(run_id)))

@@ -1,0 +1,154 @@
+"""`pt migrate ...`: copy tables (run), show parked rows (deferred), apply target DDL (schema)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import IO, Any
+
+import click
+import orjson
+
+from pulsaride.migration.database import TARGET, open_engine, resolve_url
+from pulsaride.migration.inspect import apply_schema, deferred_summary
+from pulsaride.migration.migrate import MigrateRequest, Progress, migrate
+from pulsaride.migration.transform import load_transform
+
+TRANSFORM = click.argument("transform_file", metavar="TRANSFORM.yaml",
+                           type=click.Path(path_type=Path))
+SOURCE_URL = click.option("--source-url", metavar="URL",
+                          help="Source database [default: the file's source_url, else "
+                               "PT_SOURCE_URL].")
+TARGET_URL = click.option("--target-url", metavar="URL",
+                          help="Target database [default: the file's target_url, else "
+                               "PT_TARGET_URL].")
+
+
+@click.group()
+def migrate_group() -> None:
+    """Copy tables from the source to the target database, exactly once."""
+
+
+@migrate_group.command("run")
+@TRANSFORM
+@SOURCE_URL
+@TARGET_URL
+@click.option("--batch-size", type=click.IntRange(min=1, max=1_000_000),
+              help="Rows per batch (one transaction each) [default: the file's, else 10000].")
+@click.option("--force", is_flag=True,
+              help="Copy again even if the registry says DONE: empties the target table first.")
+@click.option("--json", "as_json", is_flag=True, help="Print a one-line JSON summary.")
+def run(transform_file: Path, source_url: str | None, target_url: str | None,
+        batch_size: int | None, force: bool, as_json: bool) -> None:
+    """Copy one table as TRANSFORM.yaml describes. Rows whose parent rows are missing wait in
+    pulsaride_deferred (depends_on); a rerun resumes after the last committed batch."""
+    transform = load_transform(transform_file)
+    request = MigrateRequest(transform=transform, source_url=source_url, target_url=target_url,
+                             batch_size=batch_size, force=force)
+    display = ProgressDisplay(sys.stderr)
+    outcome = migrate(request, display.update)
+    display.close()
+    if as_json:
+        click.echo(orjson.dumps(outcome.summary()).decode())
+    else:
+        click.echo(_summary_text(outcome))
+
+
+@migrate_group.command("deferred")
+@click.option("--table", "table_name", metavar="T", help="Only rows waiting to go into T.")
+@TARGET_URL
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON document.")
+def deferred(table_name: str | None, target_url: str | None, as_json: bool) -> None:
+    """Rows parked in pulsaride_deferred: what waits, for which parent table, on which keys."""
+    engine = open_engine(resolve_url(TARGET, target_url, None))
+    try:
+        groups = deferred_summary(engine, table_name)
+    finally:
+        engine.dispose()
+    if as_json:
+        click.echo(orjson.dumps({"schema": "pulsaride.deferred/1", "groups": groups},
+                                option=orjson.OPT_INDENT_2).decode())
+        return
+    if not groups:
+        click.echo("no deferred rows")
+        return
+    for group in groups:
+        keys = ", ".join(group["sample_keys"])
+        more = "" if group["rows"] <= len(group["sample_keys"]) else ", ..."
+        click.echo(f"{group['target_table']}: {group['rows']} row(s) wait for "
+                   f"{group['blocking_table']}.{group['blocking_key']} in ({keys}{more})")
+
+
+@migrate_group.command("schema")
+@click.argument("sql_file", metavar="SCHEMA.sql", type=click.Path(path_type=Path,
+                                                                   dir_okay=False))
+@TARGET_URL
+def schema(sql_file: Path, target_url: str | None) -> None:
+    """Apply a target schema file (e.g. from pt scaffold) in one transaction."""
+    engine = open_engine(resolve_url(TARGET, target_url, None))
+    try:
+        count = apply_schema(engine, sql_file)
+    finally:
+        engine.dispose()
+    click.echo(f"applied {count} statement(s) from {sql_file}")
+
+
+def _summary_text(outcome: Progress) -> str:
+    data = outcome.summary()
+    if outcome.status == "already done":
+        return (f"{outcome.transform}: already done ({data['rows_written']} rows written earlier)"
+                "; nothing written. Use --force to copy it again.")
+    resumed = " (resumed after an interrupted copy)" if outcome.resumed_from else ""
+    rate = f", {data['rows_per_second']:,} rows/s" if data["rows_per_second"] else ""
+    return (f"{outcome.transform} -> {outcome.target_table}: {outcome.read:,} read, "
+            f"{outcome.written:,} written, {outcome.deferred:,} deferred, "
+            f"{outcome.rejected:,} rejected, {outcome.skipped:,} skipped in "
+            f"{data['seconds']:.1f}s{rate}{resumed}")
+
+
+class ProgressDisplay:
+    """Rows, rows/s and ETA: a redrawn line on a terminal, a line every few seconds otherwise."""
+
+    INTERVAL = 5.0
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.last = 0.0
+        self.drawn = False
+
+    def update(self, progress: Progress) -> None:
+        """Show the current counters (rate-limited when not on a terminal)."""
+        now = time.monotonic()
+        if not self.tty and now - self.last < self.INTERVAL and progress.status == "running":
+            return
+        self.last = now
+        line = self._line(progress)
+        if self.tty:
+            self.stream.write("\r\033[K" + line)
+            self.drawn = True
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        """End the redrawn line."""
+        if self.drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+
+    @staticmethod
+    def _line(progress: Progress) -> str:
+        elapsed = max(time.monotonic() - progress.started, 1e-9)
+        rate = progress.read / elapsed
+        parts: list[Any] = [f"{progress.transform}: {progress.read:,}"]
+        if progress.total:
+            share = min(progress.read / progress.total, 1.0)
+            remaining = (progress.total - progress.read) / rate if rate else 0
+            parts = [f"{progress.transform}: {progress.read:,}/{progress.total:,} rows "
+                     f"({share:.0%})", f"{rate:,.0f} rows/s", f"ETA {remaining:,.0f}s"]
+        else:
+            parts += [f"{rate:,.0f} rows/s"]
+        parts.append(f"deferred {progress.deferred:,}, rejected {progress.rejected:,}")
+        return "  ".join(str(p) for p in parts)

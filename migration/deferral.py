@@ -1,0 +1,260 @@
+"""DeferralEngine: row-level ordering (`depends_on:`), so tables can be copied in any order.
+
+Before a batch is written, the parent keys its rows point to are looked up in the target with
+one query per dependency per batch. A row whose parent is missing is, by `on_missing`:
+DEFER — parked in `pulsaride_deferred` with its full payload, and written as soon as the
+parent arrives; FAIL — sent to `pulsaride_dlq`; SKIP — counted and dropped.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, column, delete, select, table, update
+
+from . import registry
+from .registry import now
+from .tables import DEFERRED
+from .transform import Dependency, OnMissing
+from .writer import TargetTable, dumps, loads, reflect_target, write_rows
+
+LOOKUP_CHUNK = 1000
+REPLAY_BATCH = 5000
+
+
+@dataclass(frozen=True)
+class Parked:
+    """A row that waits for a parent."""
+
+    payload: dict[str, Any]
+    requirements: list[tuple[str, str, Any]]  # (parent table, key column, value)
+    blocking: tuple[str, str, Any]
+    source_row: Sequence[Any]
+
+
+@dataclass
+class Sorted:
+    """A batch split by the DeferralEngine."""
+
+    ready: list[int] = field(default_factory=list)  # indexes of rows to write now
+    parked: list[tuple[int, Parked]] = field(default_factory=list)
+    failed: list[tuple[int, str]] = field(default_factory=list)  # index, why
+    skipped: int = 0
+
+
+_WHOLE = re.compile(r"^(-?\d+)\.0*$")
+
+
+def norm(value: Any) -> str:
+    """A key value as text that compares equal across drivers (5, 5.0, '5.00', Decimal)."""
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, Decimal | float) and math.isfinite(value) and value == int(value):
+        return str(int(value))
+    text = str(value)
+    whole = _WHOLE.match(text)
+    return whole[1] if whole else text
+
+
+class DeferralEngine:
+    """Sorts batches of rows by whether their parents are in the target."""
+
+    def __init__(self, dependencies: Sequence[Dependency], via_positions: Sequence[int],
+                 own_table: str, own_key_positions: dict[str, int]) -> None:
+        self.dependencies = list(dependencies)
+        self.via_positions = list(via_positions)
+        self.own_table = own_table
+        # For a dependency on this very table: where the parent key sits in a target row.
+        self.own_key_positions = own_key_positions
+
+    def sort(self, connection: Connection, source_rows: Sequence[Sequence[Any]],
+             target_rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> Sorted:
+        """Which rows can be written now; a row's parents may be earlier rows of the batch."""
+        result = Sorted()
+        if not self.dependencies:
+            result.ready = list(range(len(target_rows)))
+            return result
+        present = [self._present(connection, d, [r[p] for r in source_rows])
+                   for d, p in zip(self.dependencies, self.via_positions, strict=True)]
+        waiting = list(range(len(target_rows)))
+        while True:  # rows of this batch can be the parents of other rows of it
+            still, progressed = [], False
+            for i in waiting:
+                if self._missing(source_rows[i], present) is None:
+                    result.ready.append(i)
+                    self._adopt(target_rows[i], present)
+                    progressed = True
+                else:
+                    still.append(i)
+            waiting = still
+            if not progressed or not waiting:
+                break
+        for i in waiting:
+            self._place(i, source_rows[i], target_rows[i], columns=columns, present=present,
+                        result=result)
+        result.ready.sort()
+        return result
+
+    def _present(self, connection: Connection, dependency: Dependency,
+                 values: Iterable[Any]) -> set[Any]:
+        wanted = {norm(v): v for v in values if v is not None}
+        return existing_keys(connection, dependency.table, dependency.key, wanted.values())
+
+    def _missing(self, row: Sequence[Any], present: list[set[Any]]) -> int | None:
+        for index, position in enumerate(self.via_positions):
+            value = row[position]
+            if value is not None and norm(value) not in present[index]:
+                return index
+        return None
+
+    def _adopt(self, target_row: Sequence[Any], present: list[set[Any]]) -> None:
+        for index, dependency in enumerate(self.dependencies):
+            position = self.own_key_positions.get(dependency.key)
+            if dependency.table == self.own_table and position is not None:
+                present[index].add(norm(target_row[position]))
+
+    def _place(self, i: int, row: Sequence[Any], target_row: Sequence[Any], *,
+               columns: Sequence[str], present: list[set[Any]], result: Sorted) -> None:
+        missing = [index for index, position in enumerate(self.via_positions)
+                   if row[position] is not None and norm(row[position]) not in present[index]]
+        policies = {self.dependencies[m].on_missing for m in missing}
+        first = self.dependencies[missing[0]]
+        value = row[self.via_positions[missing[0]]]
+        if OnMissing.FAIL in policies:
+            failing = next(self.dependencies[m] for m in missing
+                           if self.dependencies[m].on_missing is OnMissing.FAIL)
+            failed_value = row[self.via_positions[self.dependencies.index(failing)]]
+            result.failed.append((i, f"no {failing.table}.{failing.key} = {failed_value!r} in "
+                                     "the target (foreign key)"))
+        elif OnMissing.DEFER in policies:
+            requirements = [(d.table, d.key, row[p]) for d, p in
+                            zip(self.dependencies, self.via_positions, strict=True)
+                            if row[p] is not None]
+            result.parked.append((i, Parked(
+                payload=dict(zip(columns, target_row, strict=True)),
+                requirements=requirements, blocking=(first.table, first.key, value),
+                source_row=row)))
+        else:
+            result.skipped += 1
+
+
+def existing_keys(connection: Connection, parent: str, key: str,
+                  values: Iterable[Any]) -> set[Any]:
+    """The normalised values among `values` that `parent.key` holds (one query per chunk)."""
+    wanted = list(values)
+    found: set[Any] = set()
+    schema, _, name = parent.rpartition(".")
+    relation = table(name, column(key), schema=schema or None)
+    key_column = relation.c[key]
+    for start in range(0, len(wanted), LOOKUP_CHUNK):
+        chunk = wanted[start:start + LOOKUP_CHUNK]
+        rows = connection.execute(select(key_column).where(key_column.in_(chunk)))
+        found.update(norm(r[0]) for r in rows)
+    return found
+
+
+def park(connection: Connection, transform: str, target: str,
+         parked: Sequence[Parked]) -> None:
+    """Store rows that wait for parents (in the batch's transaction)."""
+    if not parked:
+        return
+    moment = now()
+    connection.execute(DEFERRED.insert(), [{
+        "transform": transform, "target_table": target,
+        "blocking_table": p.blocking[0], "blocking_key": p.blocking[1],
+        "key_value": str(p.blocking[2]), "payload": dumps(p.payload),
+        "requirements": orjson.dumps(p.requirements, default=str).decode(),
+        "deferred_at": moment, "attempts": 0} for p in parked])
+
+
+@dataclass
+class Replayed:
+    """What a replay of deferred rows did."""
+
+    written: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # per transform
+    still_waiting: int = 0
+
+    @property
+    def total(self) -> int:
+        """Rows written in all."""
+        return sum(self.written.values())
+
+
+def replay(connection: Connection, *, blocking_table: str | None = None,
+           transform: str | None = None) -> Replayed:
+    """Write every deferred row (blocked on `blocking_table`, or of `transform`) whose parents
+    have all arrived, until no more can be written; call inside a transaction."""
+    outcome = Replayed()
+    while True:
+        rows = _waiting(connection, blocking_table, transform)
+        if not rows:
+            return outcome
+        ready, blocked = _split(connection, rows)
+        outcome.still_waiting = len(blocked)
+        for row, (table_name, key, value) in blocked:
+            connection.execute(update(DEFERRED).where(DEFERRED.c.id == row["id"]).values(
+                blocking_table=table_name, blocking_key=key, key_value=str(value),
+                attempts=DEFERRED.c.attempts + 1))
+        if not ready:
+            return outcome
+        _write_ready(connection, ready, outcome)
+
+
+def _waiting(connection: Connection, blocking_table: str | None,
+             transform: str | None) -> list[dict[str, Any]]:
+    query = select(DEFERRED).order_by(DEFERRED.c.id).limit(REPLAY_BATCH)
+    if blocking_table is not None:
+        query = query.where(DEFERRED.c.blocking_table == blocking_table)
+    if transform is not None:
+        query = query.where(DEFERRED.c.transform == transform)
+    if connection.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    return [dict(r._mapping) for r in connection.execute(query)]
+
+
+def _split(connection: Connection, rows: list[dict[str, Any]]) -> tuple[
+        list[dict[str, Any]], list[tuple[dict[str, Any], tuple[str, str, Any]]]]:
+    needs: dict[tuple[str, str], dict[Any, Any]] = defaultdict(dict)
+    parsed = []
+    for row in rows:
+        requirements = [tuple(r) for r in orjson.loads(row["requirements"])]
+        parsed.append((row, requirements))
+        for parent, key, value in requirements:
+            needs[(parent, key)][norm(value)] = value
+    present = {pk: existing_keys(connection, pk[0], pk[1], values.values())
+               for pk, values in needs.items()}
+    ready, blocked = [], []
+    for row, requirements in parsed:
+        missing = next(((p, k, v) for p, k, v in requirements if norm(v) not in present[(p, k)]),
+                       None)
+        if missing is None:
+            ready.append(row)
+        else:
+            blocked.append((row, missing))
+    return ready, blocked
+
+
+def _write_ready(connection: Connection, ready: list[dict[str, Any]],
+                 outcome: Replayed) -> None:
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for row in ready:
+        groups[(row["transform"], row["target_table"])].append(row)
+    targets: dict[tuple[str, tuple[str, ...]], TargetTable] = {}
+    for (transform, target_name), members in groups.items():
+        payloads = [loads(m["payload"]) for m in members]
+        columns = tuple(payloads[0])
+        target = targets.get((target_name, columns)) or reflect_target(
+            connection, target_name, columns)
+        targets[(target_name, columns)] = target
+        write_rows(connection, target, target.columns, [tuple(p.values()) for p in payloads])
+        connection.execute(delete(DEFERRED).where(DEFERRED.c.id.in_([m["id"] for m in members])))
+        registry.adjust(connection, transform, {"rows_written": len(members),
+                                                "rows_deferred": -len(members)})
+        outcome.written[transform] += len(members)

@@ -1,0 +1,300 @@
+"""`pt migrate run`: copy one table per its transform file, batch by batch, exactly once.
+
+Each batch is read from the source in key order after the last checkpoint, transformed,
+sorted by the DeferralEngine, and written in ONE target transaction together with its parked
+rows, its dead letters and the registry's new checkpoint. A crash therefore loses at most the
+batch in flight, and a rerun starts after the last committed one: no duplicates, none missing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, Engine, delete, table, text
+from sqlalchemy.exc import SQLAlchemyError
+
+from pulsaride.engine.errors import BadInputError, PulsarideError
+
+from . import deferral, registry
+from .database import SOURCE, TARGET, describe, open_engine, resolve_url
+from .expressions import RowError
+from .registry import DONE, Entry
+from .source import SourcePlan, plan_source
+from .tables import DLQ, ensure_tables
+from .transform import Field, RejectPolicy, Transform
+from .writer import TargetTable, dumps, reflect_target, write_rows
+
+
+class MigrationError(PulsarideError):
+    """The copy stopped; the registry keeps the last committed batch for a rerun."""
+
+
+@dataclass(frozen=True)
+class MigrateRequest:
+    """How to run one transform."""
+
+    transform: Transform
+    source_url: str | None = None
+    target_url: str | None = None
+    batch_size: int | None = None
+    force: bool = False
+
+
+@dataclass
+class Progress:
+    """Counters of a copy as it goes (for progress displays and the summary)."""
+
+    transform: str
+    target_table: str
+    total: int | None = None
+    read: int = 0
+    written: int = 0
+    deferred: int = 0
+    rejected: int = 0
+    skipped: int = 0
+    replayed: int = 0
+    started: float = field(default_factory=time.monotonic)
+    status: str = "running"
+    resumed_from: list[Any] | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """The one-line JSON summary."""
+        elapsed = time.monotonic() - self.started
+        return {"transform": self.transform, "target_table": self.target_table,
+                "status": self.status, "rows_read": self.read, "rows_written": self.written,
+                "rows_deferred": self.deferred, "rows_rejected": self.rejected,
+                "rows_skipped": self.skipped, "deferred_rows_replayed": self.replayed,
+                "resumed_from": self.resumed_from, "seconds": round(elapsed, 3),
+                "rows_per_second": round(self.read / elapsed) if elapsed > 0 else None}
+
+
+ProgressSink = Callable[[Progress], None]
+
+
+def migrate(request: MigrateRequest, on_progress: ProgressSink | None = None) -> Progress:
+    """Copy the table of `request.transform`; see the module docstring."""
+    transform = request.transform
+    source = open_engine(resolve_url(SOURCE, request.source_url, transform.source_url))
+    target = open_engine(resolve_url(TARGET, request.target_url, transform.target_url))
+    try:
+        return _Copy(request, source, target, on_progress or (lambda _p: None)).run()
+    except SQLAlchemyError as exc:
+        raise MigrationError(f"{transform.name}: database error: {_first_line(exc)}") from None
+    finally:
+        source.dispose()
+        target.dispose()
+
+
+class _Copy:
+    """One run of one transform."""
+
+    def __init__(self, request: MigrateRequest, source: Engine, target: Engine,
+                 on_progress: ProgressSink) -> None:
+        self.request = request
+        self.transform = request.transform
+        self.source = source
+        self.target = target
+        self.on_progress = on_progress
+        self.batch_size = request.batch_size or self.transform.options.batch_size
+        self.progress = Progress(self.transform.name, self.transform.target_table)
+
+    def run(self) -> Progress:
+        ensure_tables(self.target)
+        with self.source.connect() as reader:
+            plan = plan_source(reader, self.transform)
+            with self.target.begin() as connection:
+                target_table = reflect_target(connection, self.transform.target_table,
+                                              [f.name for f in plan.fields])
+                entry = self._begin(connection, target_table)
+            if entry is None:
+                return self.progress
+            self.progress.total = reader.execute(plan.count()).scalar_one() + \
+                entry.counters["rows_read"]
+            self._account(entry)
+            self.on_progress(self.progress)
+            entry = self._copy(reader, plan, target_table, entry)
+        with self.target.begin() as connection:
+            replayed = deferral.replay(connection, transform=self.transform.name)
+            self.progress.written += replayed.written.get(self.transform.name, 0)
+            self.progress.deferred -= replayed.written.get(self.transform.name, 0)
+            self.progress.replayed += replayed.total
+            entry = registry.read_entry(connection, self.transform.name) or entry
+            registry.finish(connection, entry, DONE)
+        self.progress.status = "done"
+        self.on_progress(self.progress)
+        return self.progress
+
+    # ---- registry ----------------------------------------------------------------------
+
+    def _begin(self, connection: Connection, target: TargetTable) -> Entry | None:
+        name = self.transform.name
+        entry = registry.read_entry(connection, name)
+        identity = f"{describe(self.source.url)} {', '.join(self._tables())}"
+        if self.request.force:
+            connection.execute(delete(table(target.name, schema=target.schema)))
+            connection.execute(text("DELETE FROM pulsaride_deferred WHERE transform = :t"),
+                               {"t": name})
+            return registry.start(connection, transform=name, file_sha256=self.transform.sha256,
+                                  source=identity, target_table=target.qualified)
+        if entry is None:
+            return registry.start(connection, transform=name, file_sha256=self.transform.sha256,
+                                  source=identity, target_table=target.qualified)
+        if entry.status == DONE:
+            self.progress.status = "already done"
+            self._account(entry)
+            return None
+        if entry.file_sha256 != self.transform.sha256:
+            raise BadInputError(
+                f"{name}: the transform file changed since its interrupted copy started; "
+                "rerun with --force to copy the table again from the start")
+        self.progress.resumed_from = entry.checkpoint
+        return registry.claim(connection, entry)
+
+    def _tables(self) -> list[str]:
+        return [s.table or f"({s.alias} query)" for s in self.transform.sources]
+
+    def _account(self, entry: Entry) -> None:
+        counters = entry.counters
+        self.progress.read = counters["rows_read"]
+        self.progress.written = counters["rows_written"]
+        self.progress.deferred = counters["rows_deferred"]
+        self.progress.rejected = counters["rows_rejected"]
+        self.progress.skipped = counters["rows_skipped"]
+
+    # ---- batches -----------------------------------------------------------------------
+
+    def _copy(self, reader: Connection, plan: SourcePlan, target: TargetTable,
+              entry: Entry) -> Entry:
+        compute = _RowMaker(plan.fields, plan.positions, self._empty_as_null())
+        engine = deferral.DeferralEngine(
+            self.transform.depends_on,
+            [plan.positions[d.via] for d in self.transform.depends_on],
+            target.qualified, {name: i for i, name in enumerate(target.columns)})
+        checkpoint = entry.checkpoint
+        while True:
+            rows = reader.execute(plan.batch(checkpoint, self.batch_size)).all()
+            if not rows:
+                return entry
+            checkpoint = [_plain(rows[-1][p]) for p in plan.key_positions]
+            entry = self._batch(plan, rows, entry, compute=compute, engine=engine,
+                                target=target, checkpoint=checkpoint)
+            self.on_progress(self.progress)
+            if len(rows) < self.batch_size:
+                return entry
+
+    def _batch(self, plan: SourcePlan, rows: Sequence[Any], entry: Entry, *,
+               compute: _RowMaker, engine: deferral.DeferralEngine, target: TargetTable,
+               checkpoint: list[Any]) -> Entry:
+        made, rejected = compute.rows(rows)
+        if rejected and self.transform.reject_policy is RejectPolicy.FAIL:
+            index, why = rejected[0]
+            key = [rows[index][p] for p in plan.key_positions]
+            raise MigrationError(f"{self.transform.name}: the row with key {key} cannot be "
+                                 f"transformed: {why} (reject_policy: FAIL_ROW sends such rows "
+                                 "to pulsaride_dlq instead); nothing of its batch was written")
+        good = [(i, values) for i, values in enumerate(made) if values is not None]
+        with self.target.begin() as connection:
+            sorted_ = engine.sort(connection, [rows[i] for i, _ in good],
+                                  [values for _, values in good], target.columns)
+            write_rows(connection, target, target.columns,
+                       [good[i][1] for i in sorted_.ready])
+            deferral.park(connection, self.transform.name, target.qualified,
+                          [p for _, p in sorted_.parked])
+            letters = [(rows[i], "TRANSFORM_ERROR", why) for i, why in rejected] + \
+                      [(rows[good[i][0]], "FK_MISSING", why) for i, why in sorted_.failed]
+            self._dead_letters(connection, plan, target, letters)
+            delta = {"rows_read": len(rows), "rows_written": len(sorted_.ready),
+                     "rows_deferred": len(sorted_.parked), "rows_rejected": len(letters),
+                     "rows_skipped": sorted_.skipped}
+            entry = registry.commit_batch(connection, entry, checkpoint, delta)
+            replayed = deferral.replay(connection, blocking_table=target.qualified)
+        self.progress.read += delta["rows_read"]
+        self.progress.written += delta["rows_written"] + replayed.written.get(
+            self.transform.name, 0)
+        self.progress.deferred += delta["rows_deferred"] - replayed.written.get(
+            self.transform.name, 0)
+        self.progress.rejected += delta["rows_rejected"]
+        self.progress.skipped += delta["rows_skipped"]
+        self.progress.replayed += replayed.total
+        return entry
+
+    def _dead_letters(self, connection: Connection, plan: SourcePlan, target: TargetTable,
+                      letters: list[tuple[Any, str, str]]) -> None:
+        if not letters:
+            return
+        moment = registry.now()
+        connection.execute(DLQ.insert(), [{
+            "transform": self.transform.name, "target_table": target.qualified,
+            "reason": reason, "detail": why,
+            "row_key": dumps({"key": [row[p] for p in plan.key_positions]}),
+            "payload": dumps({str(ref): row[i] for ref, i in plan.positions.items()}),
+            "created_at": moment}
+            for row, reason, why in letters])
+
+    def _empty_as_null(self) -> bool:
+        option = self.transform.options.empty_string_as_null
+        if option is not None:
+            return option
+        return self.source.dialect.name == "oracle"
+
+
+class _RowMaker:
+    """Computes target rows from source rows (field values in target column order)."""
+
+    def __init__(self, fields: Sequence[Field], positions: dict[Any, int],
+                 empty_as_null: bool) -> None:
+        self.steps: list[Callable[[Sequence[Any]], Any]] = [
+            self._step(f, positions) for f in fields]
+        self.names = [f.name for f in fields]
+        self.empty_as_null = empty_as_null
+
+    @staticmethod
+    def _step(field_: Field, positions: dict[Any, int]) -> Callable[[Sequence[Any]], Any]:
+        indexes = [positions[ref] for ref in field_.sources]
+        evaluate = field_.evaluate
+        if evaluate is None:
+            index = indexes[0]
+            return lambda row: row[index]
+        return lambda row: evaluate([row[i] for i in indexes])
+
+    def rows(self, rows: Sequence[Sequence[Any]]) -> tuple[list[tuple[Any, ...] | None],
+                                                           list[tuple[int, str]]]:
+        """Target rows (None where a field failed) and (index, why) of the failures."""
+        made: list[tuple[Any, ...] | None] = []
+        failures: list[tuple[int, str]] = []
+        for index, row in enumerate(rows):
+            try:
+                values = tuple(step(row) for step in self.steps)
+            except (RowError, ValueError, TypeError, ArithmeticError) as exc:
+                field_name = self._failing_field(row)
+                failures.append((index, f"field {field_name}: {exc}"))
+                made.append(None)
+                continue
+            if self.empty_as_null:
+                values = tuple(None if v == "" else v for v in values)
+            made.append(values)
+        return made, failures
+
+    def _failing_field(self, row: Sequence[Any]) -> str:
+        for name, step in zip(self.names, self.steps, strict=True):
+            try:
+                step(row)
+            except (RowError, ValueError, TypeError, ArithmeticError):
+                return name
+        return "?"
+
+
+def _plain(value: Any) -> Any:
+    """A checkpoint value that survives JSON (dates as ISO text, decimals as text)."""
+    if isinstance(value, int | float | str) or value is None:
+        return value
+    return str(value) if not hasattr(value, "isoformat") else value.isoformat()
+
+
+def _first_line(exc: SQLAlchemyError) -> str:
+    original = getattr(exc, "orig", None)
+    return str(original if original is not None else exc).strip().splitlines()[0]
+

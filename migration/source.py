@@ -1,0 +1,194 @@
+"""Reading the source: the query of a transform (sources, joins, filter), in key order, in
+batches that resume after a checkpoint (keyset pagination on the source key)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    Connection,
+    FromClause,
+    MetaData,
+    Select,
+    Table,
+    column,
+    func,
+    select,
+    text,
+    tuple_,
+    type_coerce,
+)
+from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
+from sqlalchemy.types import NullType
+
+from pulsaride.engine.errors import BadInputError
+
+from .filters import compile_filter
+from .grammar import Column as ColumnNode
+from .grammar import GrammarError
+from .transform import ColumnRef, Field, Source, Transform, fold
+
+
+class SourceError(BadInputError):
+    """The source does not have what the transform file names."""
+
+
+@dataclass(frozen=True)
+class SourcePlan:
+    """What to select from the source, and where each value lands in a row."""
+
+    columns: tuple[ColumnElement[Any], ...]
+    positions: dict[ColumnRef, int]
+    key: tuple[ColumnElement[Any], ...]
+    key_positions: tuple[int, ...]
+    from_clause: FromClause
+    condition: ColumnElement[bool] | None
+    fields: tuple[Field, ...]
+    declared_types: dict[str, str]  # target field -> source type text (identity fields)
+
+    def batch(self, checkpoint: Sequence[Any] | None, limit: int) -> Select[Any]:
+        """The next `limit` rows after `checkpoint`, in key order."""
+        query = select(*self.columns).select_from(self.from_clause)
+        if self.condition is not None:
+            query = query.where(self.condition)
+        if checkpoint is not None:
+            if len(self.key) == 1:
+                query = query.where(self.key[0] > checkpoint[0])
+            else:
+                query = query.where(tuple_(*self.key) > tuple_(*checkpoint))
+        return query.order_by(*self.key).limit(limit)
+
+    def count(self, checkpoint: Sequence[Any] | None = None) -> Select[Any]:
+        """How many rows the transform reads (after `checkpoint`, when given)."""
+        query = select(func.count()).select_from(self.from_clause)
+        if self.condition is not None:
+            query = query.where(self.condition)
+        if checkpoint is not None:
+            query = query.where(tuple_(*self.key) > tuple_(*checkpoint)) if len(self.key) > 1 \
+                else query.where(self.key[0] > checkpoint[0])
+        return query
+
+
+def plan_source(connection: Connection, transform: Transform) -> SourcePlan:
+    """Reflect the source tables and lay out the query of `transform`."""
+    relations = {s.alias: _relation(connection, s) for s in transform.sources}
+    resolver = _Resolver(relations, transform.sources[0].alias)
+    fields = transform.fields or _all_columns(relations[transform.primary.alias], transform)
+    wanted: list[ColumnRef] = []
+    for ref in [r for f in fields for r in f.sources] + [d.via for d in transform.depends_on]:
+        if ref not in wanted:
+            wanted.append(ref)
+    key_refs = list(transform.source_key or _primary_key(relations[transform.primary.alias],
+                                                         transform))
+    for ref in key_refs:
+        if ref not in wanted:
+            wanted.append(ref)
+    columns = tuple(resolver.resolve(ref) for ref in wanted)
+    positions = {ref: i for i, ref in enumerate(wanted)}
+    return SourcePlan(
+        # Values come as the driver gives them: no SQLAlchemy result processing (which would
+        # turn SQLite NUMERIC integers into Decimal('1.0000000000'), for one).
+        columns=tuple(type_coerce(c, NullType()).label(f"c{i}") for i, c in enumerate(columns)),
+        positions=positions,
+        key=tuple(columns[positions[r]] for r in key_refs),
+        key_positions=tuple(positions[r] for r in key_refs),
+        from_clause=_joined(relations, transform),
+        condition=_condition(transform, resolver),
+        fields=tuple(fields),
+        declared_types={f.name: _declared(resolver.resolve(f.sources[0]), connection)
+                        for f in fields if len(f.sources) == 1 and f.expression is None},
+    )
+
+
+def _relation(connection: Connection, source: Source) -> FromClause:
+    if source.sql is not None:
+        try:
+            names = list(connection.execute(
+                text(f"SELECT * FROM ({source.sql}) pt_probe WHERE 1 = 0")).keys())
+        except SQLAlchemyError as exc:
+            raise SourceError(f"source '{source.name}': its sql query fails: "
+                              f"{_first_line(exc)}") from None
+        return text(source.sql).columns(*(column(n) for n in names)).subquery(source.alias)
+    assert source.table is not None
+    schema, _, name = source.table.rpartition(".")
+    try:
+        table = Table(name, MetaData(), autoload_with=connection, schema=schema or None)
+    except NoSuchTableError:
+        raise SourceError(f"source '{source.name}': table {source.table} does not exist") \
+            from None
+    return table.alias(source.alias)
+
+
+class _Resolver:
+    """Finds `alias.COLUMN` among the source relations (names matched case-insensitively)."""
+
+    def __init__(self, relations: dict[str, FromClause], primary: str) -> None:
+        self.relations = relations
+        self.primary = primary
+
+    def resolve(self, ref: ColumnRef) -> ColumnElement[Any]:
+        relation = self.relations[ref.alias]
+        by_name = {c.name: c for c in relation.columns}
+        found = by_name.get(ref.column)
+        if found is None:
+            found = next((c for n, c in by_name.items() if n.lower() == ref.column.lower()),
+                         None)
+        if found is None:
+            raise SourceError(f"source column {ref} does not exist (columns of {ref.alias}: "
+                              f"{', '.join(by_name)})")
+        return found
+
+    def node(self, node: ColumnNode) -> ColumnElement[Any]:
+        return self.resolve(ColumnRef(node.alias or self.primary, node.name))
+
+
+def _all_columns(relation: FromClause, transform: Transform) -> list[Field]:
+    fold_names = transform.options.fold_identifiers
+    return [Field(name=fold(c.name, fold_names), sources=(ColumnRef(transform.primary.alias,
+                                                                     c.name),))
+            for c in relation.columns]
+
+
+def _primary_key(relation: FromClause, transform: Transform) -> list[ColumnRef]:
+    key = [c.name for c in relation.primary_key] if hasattr(relation, "primary_key") else []
+    if not key:
+        raise SourceError(
+            f"source '{transform.primary.name}' has no primary key to order and checkpoint "
+            "the copy by; name one with source_key: [alias.COLUMN, ...]")
+    return [ColumnRef(transform.primary.alias, name) for name in key]
+
+
+def _joined(relations: dict[str, FromClause], transform: Transform) -> FromClause:
+    joined = relations[transform.primary.alias]
+    for join in transform.joins:
+        right = relations[join.right]
+        joined = joined.join(right, text(join.on), isouter=join.kind in ("LEFT", "FULL"),
+                             full=join.kind == "FULL")
+    return joined
+
+
+def _condition(transform: Transform, resolver: _Resolver) -> ColumnElement[bool] | None:
+    if transform.filter is None:
+        return None
+    try:
+        return compile_filter(transform.filter, resolver.node)
+    except GrammarError as exc:
+        raise SourceError(f"filter {transform.filter!r}: {exc}") from None
+
+
+def _declared(col: ColumnElement[Any], connection: Connection) -> str:
+    if isinstance(col, Column):
+        try:
+            return str(col.type.compile(dialect=connection.dialect))
+        except Exception:  # an exotic reflected type that cannot be compiled back
+            return str(col.type)
+    return ""
+
+
+def _first_line(exc: SQLAlchemyError) -> str:
+    original = getattr(exc, "orig", None)
+    return str(original if original is not None else exc).strip().splitlines()[0]

@@ -1,0 +1,275 @@
+"""Transform files (one target table each): reading, validating and the model.
+
+The format is Pulsaride's public one (`name`, `version`, `sources`, `joins`, `fields`,
+`filter`, `target_table`, `depends_on`, `reject_policy`, `expect`) plus pt's options
+(`source_url`, `target_url`, `source_key`, `key`, `options`). Every problem is reported at
+once, each naming the field or key it is about.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pulsaride.engine.errors import BadInputError, PipelineDefinitionError
+from pulsaride.engine.yamlsafe import load_yaml
+from pulsaride.schemas import load_schema
+
+from .expressions import Evaluator, compile_expression
+from .grammar import GrammarError, parse
+
+DEFAULT_BATCH_SIZE = 10_000
+
+
+class TransformError(PipelineDefinitionError):
+    """A transform file that cannot be used; lists every problem."""
+
+
+class OnMissing(StrEnum):
+    """What happens to a row whose parent row is not in the target yet."""
+
+    DEFER = "DEFER"
+    FAIL = "FAIL"
+    SKIP = "SKIP"
+
+
+class RejectPolicy(StrEnum):
+    """What happens to a row a field expression cannot compute."""
+
+    FAIL = "FAIL"  # stop the migration
+    FAIL_ROW = "FAIL_ROW"  # send the row to pulsaride_dlq and go on
+
+
+@dataclass(frozen=True)
+class ColumnRef:
+    """`alias.COLUMN` in a transform file (alias defaults to the first source)."""
+
+    alias: str
+    column: str
+
+    def __str__(self) -> str:
+        return f"{self.alias}.{self.column}"
+
+
+@dataclass(frozen=True)
+class Source:
+    """A source table (or query) and the alias the file uses for it."""
+
+    name: str
+    alias: str
+    table: str | None
+    sql: str | None
+
+
+@dataclass(frozen=True)
+class Join:
+    """A join between two sources."""
+
+    left: str
+    right: str
+    on: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class Field:
+    """One target column and how its value is computed."""
+
+    name: str
+    sources: tuple[ColumnRef, ...]
+    expression: str | None = None
+    target_type: str | None = None
+    evaluate: Evaluator | None = None
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """Row-level ordering: this row needs `table.key = <value of via>` in the target."""
+
+    table: str
+    key: str
+    via: ColumnRef
+    on_missing: OnMissing = OnMissing.DEFER
+
+
+@dataclass(frozen=True)
+class Options:
+    """pt's options of a transform."""
+
+    empty_string_as_null: bool | None = None  # None: decided by the source dialect
+    fold_identifiers: bool = True
+    batch_size: int = DEFAULT_BATCH_SIZE
+
+
+@dataclass(frozen=True)
+class Transform:
+    """A validated transform file."""
+
+    path: Path
+    sha256: str
+    name: str
+    version: str
+    sources: tuple[Source, ...]
+    target_table: str
+    fields: tuple[Field, ...] | None  # None: every column of the first source
+    joins: tuple[Join, ...] = ()
+    filter: str | None = None
+    source_key: tuple[ColumnRef, ...] | None = None
+    key: tuple[str, ...] | None = None
+    depends_on: tuple[Dependency, ...] = ()
+    reject_policy: RejectPolicy = RejectPolicy.FAIL
+    expect: Mapping[str, Any] = field(default_factory=dict)
+    options: Options = field(default_factory=Options)
+    source_url: str | None = None
+    target_url: str | None = None
+
+    @property
+    def primary(self) -> Source:
+        """The first source: its key orders and checkpoints the copy."""
+        return self.sources[0]
+
+
+def load_transform(path: Path) -> Transform:
+    """Read and validate the transform file at `path`."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise BadInputError(f"{path}: no such transform file") from None
+    except IsADirectoryError:
+        raise BadInputError(f"{path}: is a directory, not a transform file") from None
+    except OSError as exc:
+        raise BadInputError(f"{path}: cannot read: {exc.strerror}") from None
+    document = load_yaml(data, str(path))
+    if not isinstance(document, dict):
+        raise TransformError(str(path), ["a transform file is a mapping with at least 'sources'"])
+    problems = _schema_problems(document)
+    if problems:
+        raise TransformError(str(path), problems)
+    builder = _Builder(document)
+    transform = builder.build(path.resolve(), hashlib.sha256(data).hexdigest())
+    if builder.problems:
+        raise TransformError(str(path), builder.problems)
+    return transform
+
+
+def fold(name: str, enabled: bool = True) -> str:
+    """The target spelling of a source identifier: unquoted UPPER names become lower case."""
+    return name.lower() if enabled and name == name.upper() else name
+
+
+def _schema_problems(document: Mapping[str, Any]) -> list[str]:
+    from jsonschema import Draft202012Validator  # noqa: PLC0415 - 40 ms; only loading needs it
+
+    validator = Draft202012Validator(load_schema("transform"))
+    errors = sorted(validator.iter_errors(document), key=lambda e: [str(p) for p in e.path])
+    problems = []
+    for error in errors:
+        where = ".".join(str(p) for p in error.absolute_path) or "top level"
+        problems.append(f"{where}: {error.message}")
+    return problems
+
+
+class _Builder:
+    """Turns a schema-valid document into a Transform, collecting semantic problems."""
+
+    def __init__(self, document: Mapping[str, Any]) -> None:
+        self.document = document
+        self.problems: list[str] = []
+        self.options = self._options()
+        self.sources = tuple(self._source(s) for s in document["sources"])
+        self.aliases = [s.alias for s in self.sources]
+        if len(set(self.aliases)) != len(self.aliases):
+            self.problems.append(f"sources: aliases must be unique (got {', '.join(self.aliases)})")
+
+    def build(self, path: Path, sha256: str) -> Transform:
+        doc = self.document
+        primary = self.sources[0]
+        target = doc.get("target_table") or fold(primary.table or primary.name,
+                                                  self.options.fold_identifiers)
+        fields = tuple(self._field(i, f) for i, f in enumerate(doc["fields"])) \
+            if "fields" in doc else None
+        self._check_filter(doc.get("filter"))
+        names = [f.name for f in fields] if fields is not None else None
+        if names is not None and len(set(names)) != len(names):
+            self.problems.append("fields: target column names must be unique")
+        key = tuple(doc["key"]) if "key" in doc else None
+        if key is not None and names is not None:
+            self.problems += [f"key: '{k}' is not a field" for k in key if k not in names]
+        return Transform(
+            path=path, sha256=sha256, name=doc.get("name") or target,
+            version=str(doc.get("version", "1")), sources=self.sources, target_table=target,
+            fields=fields, joins=tuple(self._join(j) for j in doc.get("joins", ())),
+            filter=doc.get("filter"),
+            source_key=tuple(self._ref(r, "source_key") for r in doc["source_key"])
+            if "source_key" in doc else None,
+            key=key,
+            depends_on=tuple(self._dependency(i, d)
+                             for i, d in enumerate(doc.get("depends_on", ()))),
+            reject_policy=RejectPolicy(doc.get("reject_policy", "FAIL")),
+            expect=dict(doc.get("expect", {})), options=self.options,
+            source_url=doc.get("source_url"), target_url=doc.get("target_url"),
+        )
+
+    def _options(self) -> Options:
+        raw = self.document.get("options", {})
+        empty = raw.get("empty_string_as_null", "auto")
+        return Options(empty_string_as_null=None if empty == "auto" else bool(empty),
+                       fold_identifiers=raw.get("fold_identifiers", True),
+                       batch_size=raw.get("batch_size", DEFAULT_BATCH_SIZE))
+
+    def _source(self, spec: Mapping[str, Any]) -> Source:
+        if "table" not in spec and "sql" not in spec:
+            self.problems.append(f"sources: '{spec['name']}' needs a table or an sql query")
+        return Source(name=spec["name"], alias=spec.get("alias", spec["name"]),
+                      table=spec.get("table"), sql=spec.get("sql"))
+
+    def _join(self, spec: Mapping[str, Any]) -> Join:
+        for side in ("from", "to"):
+            if spec[side] not in self.aliases:
+                self.problems.append(f"joins: '{spec[side]}' is not a source alias "
+                                     f"(aliases: {', '.join(self.aliases)})")
+        return Join(left=spec["from"], right=spec["to"], on=spec["on"],
+                    kind=str(spec.get("type", "INNER")).upper())
+
+    def _ref(self, text: str, where: str) -> ColumnRef:
+        alias, dot, column = text.rpartition(".")
+        if not dot:
+            alias, column = self.aliases[0], text
+        if alias not in self.aliases:
+            self.problems.append(f"{where}: '{text}' names the unknown source alias '{alias}' "
+                                 f"(aliases: {', '.join(self.aliases)})")
+        return ColumnRef(alias, column)
+
+    def _field(self, index: int, spec: Mapping[str, Any]) -> Field:
+        name = spec["name"]
+        where = f"fields[{index}] '{name}'"
+        raw = spec.get("source", [])
+        refs = tuple(self._ref(r, where) for r in ([raw] if isinstance(raw, str) else raw))
+        expression = spec.get("expression")
+        if not refs and expression is None:
+            self.problems.append(f"{where}: needs a source, an expression, or both")
+        evaluate = None
+        if expression is not None:
+            try:
+                evaluate = compile_expression(expression, len(refs))
+            except GrammarError as exc:
+                self.problems.append(f"{where}: bad expression {expression!r}: {exc}")
+        return Field(name=name, sources=refs, expression=expression,
+                     target_type=spec.get("target_type"), evaluate=evaluate)
+
+    def _dependency(self, index: int, spec: Mapping[str, Any]) -> Dependency:
+        return Dependency(table=spec["table"], key=spec["key"],
+                          via=self._ref(spec["via"], f"depends_on[{index}].via"),
+                          on_missing=OnMissing(spec.get("on_missing", "DEFER")))
+
+    def _check_filter(self, text: str | None) -> None:
+        if text is None:
+            return
+        try:
+            parse(text)
+        except GrammarError as exc:
+            self.problems.append(f"filter {text!r}: {exc}")

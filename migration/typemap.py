@@ -1,0 +1,111 @@
+"""Source column types to PostgreSQL types, from the type as the source database spells it.
+
+Works on the declared type text (e.g. `NUMBER(10,2)`, `VARCHAR2(100 CHAR)`, `TINYINT(1)`), so
+Oracle, MariaDB, SQLite and PostgreSQL sources all go through the same rules. Oracle NUMBER is
+mapped by precision and scale: whole numbers to smallint / integer / bigint by how many digits
+they hold, anything else to numeric(p,s).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_TYPE = re.compile(
+    r"^\s*(?P<name>[A-Za-z][A-Za-z0-9_ ]*?)\s*"
+    r"(?:\(\s*(?P<p>-?\d+|\*)\s*(?:(?:BYTE|CHAR)\s*)?(?:,\s*(?P<s>-?\d+)\s*)?\))?"
+    r"\s*(?P<rest>.*)$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Mapped:
+    """A PostgreSQL type for a source type, with a note when the mapping is a judgement."""
+
+    pg_type: str
+    note: str = ""
+
+
+def postgres_type(declared: str) -> Mapped:  # noqa: PLR0912 - a table of cases
+    """The PostgreSQL type for a source column declared as `declared`."""
+    match = _TYPE.match(declared or "")
+    if match is None or not declared.strip():
+        return Mapped("text", f"unknown type {declared!r} mapped to text")
+    name = " ".join(match["name"].upper().split())
+    precision = int(match["p"]) if match["p"] and match["p"] != "*" else None
+    scale = int(match["s"]) if match["s"] else None
+    rest = match["rest"].upper()
+    if name in ("NUMBER", "NUMERIC", "DECIMAL", "DEC"):
+        return _number(precision, scale)
+    if name in ("INTEGER", "INT", "INT4", "MEDIUMINT"):
+        return Mapped("integer")
+    if name in ("BIGINT", "INT8"):
+        return Mapped("bigint")
+    if name in ("SMALLINT", "INT2"):
+        return Mapped("smallint")
+    if name == "TINYINT":
+        return Mapped("boolean", "TINYINT(1) read as boolean") if precision == 1 else \
+            Mapped("smallint")
+    if name in ("BOOLEAN", "BOOL", "BIT") and (precision in (None, 1)):
+        return Mapped("boolean")
+    if name in ("FLOAT", "BINARY_FLOAT", "REAL", "FLOAT4"):
+        return Mapped("real" if name != "FLOAT" or (precision or 53) <= 24 else
+                      "double precision")
+    if name in ("DOUBLE", "DOUBLE PRECISION", "BINARY_DOUBLE", "FLOAT8"):
+        return Mapped("double precision")
+    if name in ("VARCHAR2", "NVARCHAR2", "VARCHAR", "NVARCHAR", "CHARACTER VARYING",
+                "VARCHAR CHARACTER"):
+        return Mapped(f"varchar({precision})" if precision else "text")
+    if name in ("CHAR", "NCHAR", "CHARACTER", "BPCHAR"):
+        return Mapped(f"char({precision or 1})")
+    if name in ("CLOB", "NCLOB", "TEXT", "LONG", "MEDIUMTEXT", "LONGTEXT", "TINYTEXT",
+                "STRING", "XMLTYPE"):
+        return Mapped("text")
+    if name in ("BLOB", "RAW", "LONG RAW", "BYTEA", "BINARY", "VARBINARY", "LONGBLOB",
+                "MEDIUMBLOB", "TINYBLOB", "BFILE"):
+        return Mapped("bytea")
+    if name == "DATE":
+        return Mapped("date")
+    if name == "DATETIME":
+        return Mapped("timestamp")
+    if name in ("TIMESTAMP", "TIMESTAMPTZ", "TIMESTAMP WITH TIME ZONE",
+                "TIMESTAMP WITHOUT TIME ZONE"):
+        return _timestamp(name, precision, rest)
+    if name in ("TIME", "TIMETZ"):
+        return Mapped("time")
+    if name in ("JSON", "JSONB"):
+        return Mapped("jsonb")
+    if name == "UUID":
+        return Mapped("uuid")
+    if name.startswith("INTERVAL"):
+        return Mapped("interval")
+    return Mapped("text", f"unknown type {declared!r} mapped to text")
+
+
+def _number(precision: int | None, scale: int | None) -> Mapped:
+    if precision is None:
+        return Mapped("numeric", "NUMBER without precision kept exact as numeric")
+    if scale is None or scale == 0:
+        if precision <= 4:
+            return Mapped("smallint")
+        if precision <= 9:
+            return Mapped("integer")
+        if precision <= 18:
+            return Mapped("bigint")
+        return Mapped(f"numeric({precision})")
+    if scale < 0:
+        return Mapped(f"numeric({precision - scale})", f"negative scale {scale} widened")
+    return Mapped(f"numeric({precision},{scale})")
+
+
+def _timestamp(name: str, precision: int | None, rest: str) -> Mapped:
+    zone = "WITH TIME ZONE" in f"{name} {rest}" or name == "TIMESTAMPTZ" or \
+        "WITH LOCAL TIME ZONE" in rest
+    base = "timestamptz" if zone else "timestamp"
+    if precision is not None and precision != 6:
+        return Mapped(f"{base}({min(precision, 6)})")
+    return Mapped(base)
+
+
+def oracle_date(declared: str) -> bool:
+    """Oracle DATE carries a time of day; scaffolding Oracle sources maps it to timestamp(0)."""
+    return declared.strip().upper() == "DATE"
