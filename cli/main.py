@@ -13,6 +13,7 @@ from pulsaride.engine.errors import EXIT_FAILED, PulsarideError
 
 from .migrate import migrate_group
 from .pipeline import pipeline
+from .scaffold import scaffold_command
 
 
 class PtGroup(click.Group):
@@ -60,6 +61,7 @@ def cli() -> None:
 
 cli.add_command(pipeline)
 cli.add_command(migrate_group, name="migrate")
+cli.add_command(scaffold_command, name="scaffold")
 
 
 def main() -> None:

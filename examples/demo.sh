@@ -1,15 +1,22 @@
 #!/usr/bin/env bash
-# The demo, end to end: run the pipeline up to its cutover gate, approve the gate as an
-# approver would, and resume the run to completion. Uses the pt of the project's .venv.
+# The demo, end to end, with nothing installed but pt: build the Oracle-style source database
+# (SQLite), run the migration pipeline up to its cutover gate, approve the gate as an approver
+# would, resume to completion, and verify the run's evidence. Work happens in a fresh folder,
+# printed at the end, so you can look around (pt pipeline status / show / export there).
+#
+#   examples/demo.sh                          # target: embedded SQLite
+#   PT_TARGET_URL=postgresql://postgres@127.0.0.1/demo examples/demo.sh
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-pt="${PT:-$here/../.venv/bin/pt}"
-pipeline="$here/quickstart/pulsaride-pipeline.yml"
-state="$(mktemp -d)"
-trap 'rm -rf "$state"' EXIT
+bin="$(cd "$here/../.venv/bin" 2>/dev/null && pwd || true)"
+export PATH="${bin:+$bin:}$PATH"
+work="${DEMO_DIR:-$(mktemp -d -t pt-demo-XXXXXX)}"
+cp "$here"/demo/*.yaml "$here"/demo/*.yml "$here"/demo/target-schema.sql "$work"/
+python3 "$here/demo/make_source.py" "$work/source.db"
+cd "$work"
 
 set +e
-"$pt" pipeline run "$pipeline" --state-dir "$state" --no-wait
+pt pipeline run pulsaride-pipeline.yml --no-wait
 code=$?
 set -e
 if [[ $code -ne 3 ]]; then
@@ -17,7 +24,11 @@ if [[ $code -ne 3 ]]; then
   exit 1
 fi
 echo
-"$pt" pipeline approve "$pipeline" --state-dir "$state" --job cutover-gate --as demo-approver \
-  --reason "validation passed"
+pt pipeline approve pulsaride-pipeline.yml --job cutover-gate --as demo-approver \
+  --reason "deferred rows reviewed: orphans of deleted customers"
 echo
-"$pt" pipeline resume "$pipeline" --state-dir "$state"
+pt pipeline resume pulsaride-pipeline.yml -q
+echo
+pt pipeline verify pulsaride-pipeline.yml
+echo
+echo "demo: done in $work (source.db, target.db, .pulsaride/ with the run's evidence)"

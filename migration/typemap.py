@@ -12,9 +12,9 @@ import re
 from dataclasses import dataclass
 
 _TYPE = re.compile(
-    r"^\s*(?P<name>[A-Za-z][A-Za-z0-9_ ]*?)\s*"
+    r"^\s*(?P<name>[A-Za-z][A-Za-z0-9_ ]*)"
     r"(?:\(\s*(?P<p>-?\d+|\*)\s*(?:(?:BYTE|CHAR)\s*)?(?:,\s*(?P<s>-?\d+)\s*)?\))?"
-    r"\s*(?P<rest>.*)$", re.IGNORECASE)
+    r"\s*(?P<rest>[^()]*)$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,8 @@ class Mapped:
 
 def postgres_type(declared: str) -> Mapped:  # noqa: PLR0912 - a table of cases
     """The PostgreSQL type for a source column declared as `declared`."""
+    if declared.strip().upper().startswith("INTERVAL"):
+        return Mapped("interval")
     match = _TYPE.match(declared or "")
     if match is None or not declared.strip():
         return Mapped("text", f"unknown type {declared!r} mapped to text")
@@ -67,8 +69,7 @@ def postgres_type(declared: str) -> Mapped:  # noqa: PLR0912 - a table of cases
         return Mapped("date")
     if name == "DATETIME":
         return Mapped("timestamp")
-    if name in ("TIMESTAMP", "TIMESTAMPTZ", "TIMESTAMP WITH TIME ZONE",
-                "TIMESTAMP WITHOUT TIME ZONE"):
+    if name.startswith("TIMESTAMP"):
         return _timestamp(name, precision, rest)
     if name in ("TIME", "TIMETZ"):
         return Mapped("time")
@@ -76,8 +77,6 @@ def postgres_type(declared: str) -> Mapped:  # noqa: PLR0912 - a table of cases
         return Mapped("jsonb")
     if name == "UUID":
         return Mapped("uuid")
-    if name.startswith("INTERVAL"):
-        return Mapped("interval")
     return Mapped("text", f"unknown type {declared!r} mapped to text")
 
 
