@@ -13,6 +13,7 @@ from pulsaride.engine.errors import EXIT_FAILED, PulsarideError
 
 from .migrate import migrate_group
 from .pipeline import pipeline
+from .preflight import preflight_command
 from .scaffold import scaffold_command
 
 
@@ -62,6 +63,7 @@ def cli() -> None:
 cli.add_command(pipeline)
 cli.add_command(migrate_group, name="migrate")
 cli.add_command(scaffold_command, name="scaffold")
+cli.add_command(preflight_command, name="preflight")
 
 
 def main() -> None:

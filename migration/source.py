@@ -49,6 +49,8 @@ class SourcePlan:
     condition: ColumnElement[bool] | None
     fields: tuple[Field, ...]
     declared_types: dict[str, str]  # target field -> source type text (identity fields)
+    source_types: dict[str, str]  # "alias.COLUMN" -> source type text
+    nullable: dict[str, bool]  # target field -> whether its source column allows NULL
 
     def batch(self, checkpoint: Sequence[Any] | None, limit: int) -> Select[Any]:
         """The next `limit` rows after `checkpoint`, in key order."""
@@ -89,6 +91,9 @@ def plan_source(connection: Connection, transform: Transform) -> SourcePlan:
             wanted.append(ref)
     columns = tuple(resolver.resolve(ref) for ref in wanted)
     positions = {ref: i for i, ref in enumerate(wanted)}
+    spelled: dict[str, dict[str, str]] = {}
+    types = {ref: _declared(col, connection, spelled) for ref, col in zip(wanted, columns,
+                                                                        strict=True)}
     return SourcePlan(
         # Values come as the driver gives them: no SQLAlchemy result processing (which would
         # turn SQLite NUMERIC integers into Decimal('1.0000000000'), for one).
@@ -99,8 +104,12 @@ def plan_source(connection: Connection, transform: Transform) -> SourcePlan:
         from_clause=_joined(relations, transform),
         condition=_condition(transform, resolver),
         fields=tuple(fields),
-        declared_types={f.name: _declared(resolver.resolve(f.sources[0]), connection)
+        declared_types={f.name: types[f.sources[0]]
                         for f in fields if len(f.sources) == 1 and f.expression is None},
+        source_types={str(ref): spelling for ref, spelling in types.items()},
+        nullable={f.name: bool(getattr(resolver.resolve(f.sources[0]), "nullable", True))
+                  and f.sources[0] not in key_refs
+                  for f in fields if len(f.sources) == 1 and f.expression is None},
     )
 
 
@@ -180,7 +189,18 @@ def _condition(transform: Transform, resolver: _Resolver) -> ColumnElement[bool]
         raise SourceError(f"filter {transform.filter!r}: {exc}") from None
 
 
-def _declared(col: ColumnElement[Any], connection: Connection) -> str:
+def _declared(col: ColumnElement[Any], connection: Connection,
+              cache: dict[str, dict[str, str]]) -> str:
+    """The column's type as the source spells it (SQLite: as declared, e.g. NUMBER(10))."""
+    if connection.dialect.name == "sqlite" and isinstance(col, Column):
+        table = getattr(col.table, "element", col.table)
+        name = getattr(table, "name", None)
+        if name and name not in cache:
+            rows = connection.execute(text(f'PRAGMA table_info("{name}")')).all()
+            cache[name] = {row[1]: str(row[2]) for row in rows}
+        spelled = cache.get(name or "", {}).get(col.name)
+        if spelled:
+            return spelled
     if isinstance(col, Column):
         try:
             return str(col.type.compile(dialect=connection.dialect))
