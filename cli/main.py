@@ -11,10 +11,12 @@ import click
 
 from pulsaride.engine.errors import EXIT_FAILED, PulsarideError
 
+from .health import health_command
 from .migrate import migrate_group
 from .pipeline import pipeline
 from .preflight import preflight_command
 from .scaffold import scaffold_command
+from .validate import validate_group
 
 
 class PtGroup(click.Group):
@@ -64,6 +66,8 @@ cli.add_command(pipeline)
 cli.add_command(migrate_group, name="migrate")
 cli.add_command(scaffold_command, name="scaffold")
 cli.add_command(preflight_command, name="preflight")
+cli.add_command(validate_group, name="validate")
+cli.add_command(health_command, name="health")
 
 
 def main() -> None:

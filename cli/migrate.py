@@ -10,6 +10,7 @@ from typing import IO, Any
 import click
 import orjson
 
+from pulsaride.migration.cutover import Cutover, cutover
 from pulsaride.migration.database import TARGET, open_engine, resolve_url
 from pulsaride.migration.inspect import apply_schema, deferred_summary
 from pulsaride.migration.migrate import MigrateRequest, Progress, migrate
@@ -152,3 +153,42 @@ class ProgressDisplay:
             parts += [f"{rate:,.0f} rows/s"]
         parts.append(f"deferred {progress.deferred:,}, rejected {progress.rejected:,}")
         return "  ".join(str(p) for p in parts)
+
+
+@migrate_group.command("cutover")
+@TRANSFORM
+@TARGET_URL
+@click.option("--verify/--no-verify", default=True, show_default=True,
+              help="Check the gate (registry DONE, latest validations passed, nothing "
+                   "deferred); --no-verify skips it and is recorded.")
+@click.option("--dry-run", is_flag=True, help="Show what would be checked and done.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON document.")
+def cutover_command(transform_file: Path, target_url: str | None, verify: bool, dry_run: bool,
+                    as_json: bool) -> None:
+    """The cutover gate of one table: refuse (exit 1) with every reason unless the copy is
+    DONE, the latest validations passed and no rows are deferred; then advance the target's
+    sequences past the migrated rows and record the cutover."""
+    transform = load_transform(transform_file)
+    engine = open_engine(resolve_url(TARGET, target_url, transform.target_url))
+    try:
+        result = cutover(engine, transform, verify=verify, dry_run=dry_run)
+    finally:
+        engine.dispose()
+    if as_json:
+        click.echo(orjson.dumps(result.document(), option=orjson.OPT_INDENT_2).decode())
+    else:
+        click.echo(_cutover_text(result, dry_run))
+    sys.exit(1 if result.refusals else 0)
+
+
+def _cutover_text(result: Cutover, dry_run: bool) -> str:
+    name = result.target_table
+    if result.already:
+        return f"{name}: already cut over; nothing to do"
+    if result.refusals:
+        return "\n".join([f"{name}: cutover REFUSED:"] + [f"  - {r}" for r in result.refusals])
+    moves = [f"  advance {s['sequence']} ({s['column']}) from {s['current']} to "
+             f"{s['max_value']}" for s in result.sequences] or ["  no sequences to advance"]
+    verb = "would cut over" if dry_run else "cut over"
+    warning = [] if result.verified else ["  warning: verification skipped (--no-verify)"]
+    return "\n".join([f"{name}: {verb}", *moves, *warning])

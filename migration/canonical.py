@@ -32,6 +32,7 @@ class ColumnRule:
     fraction_digits: int = 6  # timestamp precision of the target column
     padded: bool = False  # CHAR(n): trailing blanks are padding
     empty_is_null: bool = False
+    kind: str = ""  # boolean | date | timestamp, when the column's values may come as text/0-1
 
 
 def rule_for(name: str, target_type: str, empty_is_null: bool) -> ColumnRule:
@@ -40,14 +41,20 @@ def rule_for(name: str, target_type: str, empty_is_null: bool) -> ColumnRule:
     digits = int(next(g for g in match.groups() if g is not None)) if match else 6
     if (target_type or "").strip().upper() in ("DATETIME",):
         digits = 0  # MariaDB DATETIME without fraction
+    spelled = (target_type or "").strip().upper()
+    kind = "boolean" if spelled.startswith("BOOL") else "timestamp" if spelled.startswith(
+        ("TIMESTAMP", "DATETIME")) else "date" if spelled == "DATE" else ""
     return ColumnRule(name=name, fraction_digits=digits,
-                      padded=bool(_CHAR.match(target_type or "")), empty_is_null=empty_is_null)
+                      padded=bool(_CHAR.match(target_type or "")), empty_is_null=empty_is_null,
+                      kind=kind)
 
 
 def canonical(value: Any, rule: ColumnRule) -> Any:
     """`value` in canonical form (JSON-ready) under `rule`."""
     if value is None:
         return None
+    if rule.kind:
+        value = _typed(value, rule.kind)
     if isinstance(value, bool):
         return value
     if isinstance(value, int | float | Decimal):
@@ -66,6 +73,19 @@ def canonical(value: Any, rule: ColumnRule) -> Any:
             return None
         return text
     return str(value)
+
+
+def _typed(value: Any, kind: str) -> Any:
+    """Values a database keeps as text or 0/1 (SQLite) read as what the column declares."""
+    if kind == "boolean" and isinstance(value, int | Decimal) and value in (0, 1):
+        return bool(value)
+    if kind in ("timestamp", "date") and isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.strip())
+        except ValueError:
+            return value
+        return moment.date() if kind == "date" and len(value.strip()) <= 10 else moment
+    return value
 
 
 def _number(value: int | float | Decimal) -> str:

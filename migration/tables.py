@@ -70,6 +70,32 @@ DLQ = Table(
     Index("pulsaride_dlq_transform", "transform"),
 )
 
+VALIDATION = Table(
+    "pulsaride_validation", METADATA,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("target_table", String(200), nullable=False),
+    Column("transform", String(200), nullable=False),
+    Column("kind", String(20), nullable=False),  # counts | sample | hash
+    Column("status", String(10), nullable=False),  # PASS | FAIL
+    Column("details", Text, nullable=False),  # JSON document of the result
+    Column("run_id", String(64)),  # the pipeline run, when run inside one
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("pulsaride_validation_table", "target_table", "kind"),
+)
+
+CUTOVER = Table(
+    "pulsaride_cutover", METADATA,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("transform", String(200), nullable=False),
+    Column("target_table", String(200), nullable=False),
+    Column("sequences", Text, nullable=False),  # JSON: what was advanced, from, to
+    Column("run_id", String(64)),
+    Column("by", String(200)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
 
 def ensure_tables(engine: Engine) -> None:
     """Create pt's tables in the target if they are missing (safe when run concurrently)."""

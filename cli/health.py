@@ -1,0 +1,81 @@
+"""`pt health`: the cutover confidence verdict, with reasons and root-cause hints."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+import orjson
+
+from pulsaride.engine.errors import EXIT_FAILED, PulsarideError
+from pulsaride.engine.operations import read_run
+from pulsaride.migration.catalog import transforms_in
+from pulsaride.migration.database import SOURCE, TARGET, open_engine, resolve_url
+from pulsaride.migration.health import _RANK, Health, assess
+from pulsaride.projections.status import run_state
+
+
+@click.command("health")
+@click.option("--transforms", "folder", type=click.Path(path_type=Path, file_okay=False),
+              default=Path(), show_default=True, help="Folder of the transform files.")
+@click.option("--target-url", metavar="URL", help="Target database [default: PT_TARGET_URL, "
+                                                  "else the transform files'].")
+@click.option("--source-url", metavar="URL", help="Source database, to tell orphans from late "
+                                                  "parents [default: PT_SOURCE_URL, if set].")
+@click.option("--pipeline", "pipeline_file", type=click.Path(path_type=Path, dir_okay=False),
+              help="Take the latest run of this pipeline into account.")
+@click.option("--require", type=click.Choice(["GO", "CAUTION"]), default="GO",
+              show_default=True, help="Exit 1 when the verdict is worse than this.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON document.")
+def health_command(folder: Path, target_url: str | None, source_url: str | None,
+                   pipeline_file: Path | None, require: str, as_json: bool) -> None:
+    """GO / CAUTION / NO-GO per table and overall, from the registry, the validations, the
+    deferred and rejected rows and the pipeline's state, each with its reasons."""
+    transforms = transforms_in(folder)
+    file_target = transforms[0].target_url if transforms else None
+    target = open_engine(resolve_url(TARGET, target_url, file_target))
+    source = _source(source_url, transforms[0].source_url if transforms else None)
+    try:
+        state = _pipeline_state(pipeline_file)
+        result = assess(target, transforms, source, state)
+    finally:
+        target.dispose()
+        if source is not None:
+            source.dispose()
+    if as_json:
+        click.echo(orjson.dumps(result.document(), default=str,
+                                option=orjson.OPT_INDENT_2).decode())
+    else:
+        click.echo(render(result))
+    sys.exit(EXIT_FAILED if _RANK[result.verdict] > _RANK[require] else 0)
+
+
+def _source(flag: str | None, from_file: str | None):  # type: ignore[no-untyped-def]
+    try:
+        return open_engine(resolve_url(SOURCE, flag, from_file))
+    except PulsarideError:
+        return None  # hints that need the source are left out
+
+
+def _pipeline_state(pipeline_file: Path | None) -> str | None:
+    if pipeline_file is None:
+        return None
+    view = read_run(pipeline_file, None, None)
+    return run_state(view.run, view.active)
+
+
+def render(result: Health) -> str:
+    """The verdict for people."""
+    lines = [f"cutover confidence: {result.verdict}"]
+    lines += [f"  {reason}" for reason in result.reasons]
+    for table in result.tables:
+        counters = table.counters
+        checks = ", ".join(f"{k} {v}" for k, v in sorted(table.validations.items())) or "none"
+        lines.append(f"{table.verdict:<8} {table.table}: {counters.get('rows_written', 0)} "
+                     f"written, {counters.get('deferred', 0)} deferred, "
+                     f"{counters.get('rejected', 0)} rejected; validations: {checks}")
+        lines += [f"         - {reason}" for reason in table.reasons]
+    for hint in result.hints:
+        lines.append(f"hint: {hint['table']}: {hint['hint']}; {hint['suggestion']}")
+    return "\n".join(lines)
