@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import click
 import orjson
 
 from pulsaride.engine.errors import EXIT_FAILED, PulsarideError
+from pulsaride.engine.loader import load_pipeline_file
 from pulsaride.engine.operations import read_run
 from pulsaride.migration.catalog import transforms_in
 from pulsaride.migration.database import SOURCE, TARGET, open_engine, resolve_url
@@ -24,7 +26,8 @@ from pulsaride.projections.status import run_state
 @click.option("--source-url", metavar="URL", help="Source database, to tell orphans from late "
                                                   "parents [default: PT_SOURCE_URL, if set].")
 @click.option("--pipeline", "pipeline_file", type=click.Path(path_type=Path, dir_okay=False),
-              help="Take the latest run of this pipeline into account.")
+              help="Take the latest run of this pipeline into account (its variables are "
+                   "defaults for the database URLs).")
 @click.option("--require", type=click.Choice(["GO", "CAUTION"]), default="GO",
               show_default=True, help="Exit 1 when the verdict is worse than this.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON document.")
@@ -32,6 +35,10 @@ def health_command(folder: Path, target_url: str | None, source_url: str | None,
                    pipeline_file: Path | None, require: str, as_json: bool) -> None:
     """GO / CAUTION / NO-GO per table and overall, from the registry, the validations, the
     deferred and rejected rows and the pipeline's state, each with its reasons."""
+    if pipeline_file is not None:
+        # The pipeline's variables (e.g. PT_TARGET_URL) are defaults here, as in its jobs.
+        for name, value in load_pipeline_file(pipeline_file).pipeline.variables.items():
+            os.environ.setdefault(name, value)
     transforms = transforms_in(folder)
     file_target = transforms[0].target_url if transforms else None
     target = open_engine(resolve_url(TARGET, target_url, file_target))

@@ -156,37 +156,47 @@ class ProgressDisplay:
 
 
 @migrate_group.command("cutover")
-@TRANSFORM
+@click.argument("transform_files", metavar="TRANSFORM.yaml...", nargs=-1, required=True,
+                type=click.Path(path_type=Path))
 @TARGET_URL
 @click.option("--verify/--no-verify", default=True, show_default=True,
               help="Check the gate (registry DONE, latest validations passed, nothing "
                    "deferred); --no-verify skips it and is recorded.")
 @click.option("--dry-run", is_flag=True, help="Show what would be checked and done.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON document.")
-def cutover_command(transform_file: Path, target_url: str | None, verify: bool, dry_run: bool,
-                    as_json: bool) -> None:
-    """The cutover gate of one table: refuse (exit 1) with every reason unless the copy is
-    DONE, the latest validations passed and no rows are deferred; then advance the target's
-    sequences past the migrated rows and record the cutover."""
-    transform = load_transform(transform_file)
-    engine = open_engine(resolve_url(TARGET, target_url, transform.target_url))
+def cutover_command(transform_files: tuple[Path, ...], target_url: str | None, verify: bool,
+                    dry_run: bool, as_json: bool) -> None:
+    """The cutover gate: refuse (exit 1) with every reason unless each table's copy is DONE,
+    its latest validations passed and none of its rows are deferred; then advance the
+    target's sequences past the migrated rows and record the cutover. With several files,
+    all are checked first and nothing is cut over unless every table passes."""
+    transforms = [load_transform(path) for path in transform_files]
+    engine = open_engine(resolve_url(TARGET, target_url, transforms[0].target_url))
     try:
-        result = cutover(engine, transform, verify=verify, dry_run=dry_run)
+        checked = [cutover(engine, t, verify=verify, dry_run=True) for t in transforms]
+        refused = any(r.refusals for r in checked)
+        results = checked if refused or dry_run else [
+            cutover(engine, t, verify=verify, dry_run=False) for t in transforms]
     finally:
         engine.dispose()
     if as_json:
-        click.echo(orjson.dumps(result.document(), option=orjson.OPT_INDENT_2).decode())
+        click.echo(orjson.dumps({"schema": "pulsaride.cutover/1",
+                                 "status": "refused" if refused else "ok",
+                                 "tables": [r.document() for r in results]},
+                                option=orjson.OPT_INDENT_2).decode())
     else:
-        click.echo(_cutover_text(result, dry_run))
-    sys.exit(1 if result.refusals else 0)
+        click.echo("\n".join(_cutover_text(r, dry_run, refused) for r in results))
+    sys.exit(1 if refused else 0)
 
 
-def _cutover_text(result: Cutover, dry_run: bool) -> str:
+def _cutover_text(result: Cutover, dry_run: bool, refused: bool) -> str:
     name = result.target_table
     if result.already:
         return f"{name}: already cut over; nothing to do"
     if result.refusals:
         return "\n".join([f"{name}: cutover REFUSED:"] + [f"  - {r}" for r in result.refusals])
+    if refused:
+        return f"{name}: passes the gate (nothing cut over: another table is refused)"
     moves = [f"  advance {s['sequence']} ({s['column']}) from {s['current']} to "
              f"{s['max_value']}" for s in result.sequences] or ["  no sequences to advance"]
     verb = "would cut over" if dry_run else "cut over"

@@ -25,7 +25,7 @@ if [[ $code -ne 3 ]]; then
 fi
 echo
 pt pipeline approve pulsaride-pipeline.yml --job cutover-gate --as demo-approver \
-  --reason "deferred rows reviewed: orphans of deleted customers"
+  --reason "counts, sample and hash validations passed"
 echo
 pt pipeline resume pulsaride-pipeline.yml -q
 echo

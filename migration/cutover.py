@@ -69,7 +69,7 @@ def cutover(engine: Engine, transform: Transform, *, verify: bool, dry_run: bool
             sequences=orjson.dumps(result.sequences).decode(),
             run_id=os.environ.get("PT_RUN_ID"), by=_user(), created_at=now()))
         assert entry is not None
-        registry.finish(connection, entry, CUT_OVER)
+        registry.mark(connection, entry, CUT_OVER)
         result.done = True
     return result
 

@@ -93,7 +93,7 @@ def commit_batch(connection: Connection, entry: Entry, checkpoint: list[Any],
     """Advance the checkpoint and counters (in the batch's transaction)."""
     counters = {c: entry.counters[c] + delta.get(c, 0) for c in COUNTERS}
     values = {"checkpoint": orjson.dumps(checkpoint, default=str).decode(),
-              "version": entry.version + 1, "updated_at": now(), **counters}
+              "version": entry.version + 1, "updated_at": now(), **_added(delta)}
     _compare_and_set(connection, entry, values)
     return Entry(**{**entry.__dict__, "checkpoint": checkpoint, "version": entry.version + 1,
                     "counters": counters})
@@ -105,10 +105,24 @@ def finish(connection: Connection, entry: Entry, status: str,
     counters = {c: entry.counters[c] + (delta or {}).get(c, 0) for c in COUNTERS}
     moment = now()
     values = {"status": status, "version": entry.version + 1, "updated_at": moment,
-              "finished_at": moment, **counters}
+              "finished_at": moment, **_added(delta or {})}
     _compare_and_set(connection, entry, values)
     return Entry(**{**entry.__dict__, "status": status, "version": entry.version + 1,
                     "counters": counters, "finished_at": moment})
+
+
+def _added(delta: dict[str, int]) -> dict[str, Any]:
+    """Counters as increments in SQL, not absolute values: another process's copy may have
+    `adjust`ed them meanwhile (writing rows that waited for this table), and must not be
+    overwritten."""
+    return {c: getattr(REGISTRY.c, c) + n for c, n in delta.items() if n}
+
+
+def mark(connection: Connection, entry: Entry, status: str) -> Entry:
+    """Change the status of a finished copy (e.g. CUT_OVER), keeping when it finished."""
+    _compare_and_set(connection, entry, {"status": status, "version": entry.version + 1,
+                                         "updated_at": now()})
+    return Entry(**{**entry.__dict__, "status": status, "version": entry.version + 1})
 
 
 def adjust(connection: Connection, transform: str, delta: dict[str, int]) -> None:

@@ -1,9 +1,9 @@
 """Build the demo's source database: a small shop kept Oracle-style in SQLite.
 
 Upper-case names, NUMBER/VARCHAR2/DATE/CHAR types, a self-referencing table (customers who
-referred other customers), foreign keys between every table, and a few orphan rows (orders
-of customers that were deleted, items of products that never existed) — the problems a real
-migration meets. Deterministic: the same file every time.
+referred other customers, often customers with a higher id), foreign keys between every
+table, and a few orphan rows (orders of customers deleted long ago, items of products that
+never existed) — the problems a real migration meets. Deterministic: the same file every time.
 
     python make_source.py source.db [--scale N]
 """
@@ -67,7 +67,8 @@ def build(path: Path, scale: int) -> dict[str, int]:
     customers = _customers(rng, 200 * scale)
     products = _products(rng, 50 * scale)
     orders = _orders(rng, 1000 * scale, len(customers))
-    items = _items(rng, orders, len(products))
+    known = {c[0] for c in customers if c[6] != "DELETED"}  # orphan orders have no items
+    items = _items(rng, [o for o in orders if o[1] in known], len(products))
     db.executemany("INSERT INTO CUSTOMERS VALUES (?,?,?,?,?,?,?,?)", customers)
     db.executemany("INSERT INTO PRODUCTS VALUES (?,?,?,?,?)", products)
     db.executemany("INSERT INTO ORDERS VALUES (?,?,?,?,?)", orders)
@@ -86,7 +87,12 @@ def _customers(rng: random.Random, count: int) -> list[tuple[object, ...]]:
         email = f"  {name.replace(' ', '.').upper()}{cid}@Example.COM " if cid % 7 else None
         phone = f"+44 20 7946 {cid:04d}" if cid % 3 else ""  # '' as Oracle would never store
         mobile = f"+44 7700 9{cid:05d}" if cid % 2 else None
-        referred = rng.randint(1, cid - 1) if cid > 10 and cid % 5 == 0 else None
+        # Referrers are never deleted customers; many have a higher id (copied later).
+        referred = None
+        if cid % 5 == 0:
+            referred = rng.randint(1, count)
+            while referred % 97 == 0 or referred == cid:
+                referred = rng.randint(1, count)
         created = start + timedelta(days=rng.randint(0, 1800))
         status = "DELETED" if cid % 97 == 0 else "ACTIVE"
         rows.append((cid, name, email, phone, mobile, created.isoformat(), status, referred))
@@ -101,7 +107,8 @@ def _products(rng: random.Random, count: int) -> list[tuple[object, ...]]:
 def _orders(rng: random.Random, count: int, customers: int) -> list[tuple[object, ...]]:
     rows = []
     for oid in range(1, count + 1):
-        # A few orders belong to customers deleted from the source long ago: orphans.
+        # A few orders belong to customers deleted from the source long ago: orphans (and
+        # of customers marked DELETED, which the customers transform leaves out).
         customer = customers + oid if oid % 250 == 0 else rng.randint(1, customers)
         day = date(2022, 1, 1) + timedelta(days=rng.randint(0, 1000))
         rows.append((100000 + oid, customer, day.isoformat(), rng.choice(STATUSES),
