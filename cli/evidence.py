@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +29,8 @@ from pulsaride.engine.seal import key_id, load_private_key, load_public_key
 from pulsaride.engine.times import format_time, parse_time
 from pulsaride.projections.export import export_csv, export_document
 from pulsaride.projections.facts import RunFacts
-from pulsaride.projections.history import (
-    damaged_row,
-    history_document,
-    render_history,
-    run_row,
-)
+from pulsaride.projections.history import history_document, render_history
+from pulsaride.projections.queries import history_rows
 from pulsaride.projections.timeline import render_timeline, timeline
 from pulsaride.projections.verify import VerifyReport, verify_run
 
@@ -46,7 +43,8 @@ RUN_ID = click.option("--run-id", metavar="ID", help="The run [default: the late
 AS_JSON = click.option("--json", "as_json", is_flag=True, help="Print a JSON document.")
 
 BUNDLE_README = """\
-Evidence bundle of pulsaride run {run_id}, exported {at} by pt {version}.
+Evidence bundle of pulsaride run {run_id} as of its last line ({at}), made by pt {version}.
+Every time in it comes from the run itself, so exporting the same run again gives the same bytes.
 
 Check that no file was changed since it was exported, with standard tools:
 
@@ -87,18 +85,7 @@ def verify(pipeline_file: Path | None, run_id: str | None, pubkey: Path | None,
 def history(pipeline_file: Path | None, state_dir: Path | None, as_json: bool) -> None:
     """Every run of FILE (or of the state dir), oldest first: who, when, outcome, counts."""
     state = _state(pipeline_file, state_dir)
-    wanted = str(pipeline_file.resolve()) if pipeline_file is not None else None
-    rows = []
-    for summary in state.summaries():
-        if wanted is not None and summary.pipeline_path != wanted:
-            continue
-        try:
-            view = read_run(None, state.root, summary.run_id, with_events=True)
-        except PulsarideError as exc:
-            rows.append(damaged_row(summary.run_id, summary.pipeline_path, summary.started_at,
-                                    summary.started_by, str(exc)))
-            continue
-        rows.append(run_row(view.run, RunFacts.collect(view.events), active=view.active))
+    rows = history_rows(state, pipeline_file)
     if as_json:
         _print_json(history_document(rows))
     elif rows:
@@ -146,8 +133,9 @@ def export(pipeline_file: Path | None, run_id: str | None, fmt: str, output: Pat
         _emit(_export_json(state, run_id, report) + b"\n", output)
         return
     target = output or Path(f"pulsaride-run-{run_id}.tar.gz")
-    extra = _bundle_extras(state, evidence, report)
-    manifest = write_bundle(evidence, extra, target, mtime=_last_time(evidence))
+    as_of = _last_time(evidence)
+    extra = _bundle_extras(state, evidence, report, as_of)
+    manifest = write_bundle(evidence, extra, target, mtime=as_of.timestamp())
     click.echo(f"wrote {target}: {len(manifest)} files, verification "
                f"{'passed' if report.ok else 'FAILED'}; check it with: "
                f"tar xzf {target.name} && cd pulsaride-run-{run_id} && sha256sum -c "
@@ -242,37 +230,40 @@ def _records(evidence: RunEvidence) -> list[dict[str, Any]]:
     return records
 
 
-def _export_json(state: StateDir, run_id: str, report: VerifyReport) -> bytes:
+def _export_json(state: StateDir, run_id: str, report: VerifyReport,
+                 at: datetime | None = None) -> bytes:
     view = read_run(None, state.root, run_id, with_events=True)
     document = export_document(view.run, RunFacts.collect(view.events), report.document(),
-                               exported_at=utc_now(), tool_version=tool_version())
+                               exported_at=at or utc_now(), tool_version=tool_version())
     return orjson.dumps(document, option=orjson.OPT_INDENT_2)
 
 
-def _bundle_extras(state: StateDir, evidence: RunEvidence,
-                   report: VerifyReport) -> dict[str, bytes]:
-    at = format_time(utc_now())
+def _bundle_extras(state: StateDir, evidence: RunEvidence, report: VerifyReport,
+                   as_of: datetime) -> dict[str, bytes]:
+    """The bundle's own files; deterministic: no time in them is the time of export."""
+    at = format_time(as_of)
     extra = {
         "verification.json": orjson.dumps(report.document(), option=orjson.OPT_INDENT_2),
-        "tool.json": orjson.dumps({"tool": "pt", "version": tool_version(), "exported_at": at},
+        "tool.json": orjson.dumps({"tool": "pt", "version": tool_version(), "as_of": at},
                                   option=orjson.OPT_INDENT_2),
         "README.txt": BUNDLE_README.format(run_id=evidence.run_id, at=at,
                                            version=tool_version()).encode(),
     }
     try:
-        extra["export.json"] = _export_json(state, evidence.run_id, report)
+        extra["export.json"] = _export_json(state, evidence.run_id, report, as_of)
     except PulsarideError as exc:
         extra["export-error.txt"] = f"the run could not be replayed: {exc}\n".encode()
     return extra
 
 
-def _last_time(evidence: RunEvidence) -> float:
+def _last_time(evidence: RunEvidence) -> datetime:
+    """The time of the run's last line that has one (the epoch if none has)."""
     for raw in reversed(evidence.lines):
         try:
-            return parse_time(orjson.loads(raw)["at"]).timestamp()
+            return parse_time(orjson.loads(raw)["at"])
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
             continue
-    return 0.0
+    return datetime.fromtimestamp(0, UTC)
 
 
 def _emit(data: bytes, output: Path | None) -> None:
@@ -280,6 +271,7 @@ def _emit(data: bytes, output: Path | None) -> None:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
         return
+    output.parent.mkdir(parents=True, exist_ok=True)  # as for a bundle
     partial = output.with_name(output.name + ".partial")
     partial.write_bytes(data)
     partial.replace(output)

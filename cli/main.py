@@ -16,6 +16,7 @@ from .migrate import migrate_group
 from .pipeline import pipeline
 from .preflight import preflight_command
 from .scaffold import scaffold_command
+from .serve import serve_command
 from .validate import validate_group
 
 
@@ -68,6 +69,7 @@ cli.add_command(scaffold_command, name="scaffold")
 cli.add_command(preflight_command, name="preflight")
 cli.add_command(validate_group, name="validate")
 cli.add_command(health_command, name="health")
+cli.add_command(serve_command, name="serve")
 
 
 def main() -> None:

@@ -9,7 +9,9 @@ from typing import IO, Any
 
 import click
 import orjson
+from sqlalchemy.exc import SQLAlchemyError
 
+from pulsaride.engine.errors import PulsarideError
 from pulsaride.migration.cutover import Cutover, cutover
 from pulsaride.migration.database import TARGET, open_engine, resolve_url
 from pulsaride.migration.inspect import apply_schema, deferred_summary
@@ -65,6 +67,8 @@ def deferred(table_name: str | None, target_url: str | None, as_json: bool) -> N
     engine = open_engine(resolve_url(TARGET, target_url, None))
     try:
         groups = deferred_summary(engine, table_name)
+    except SQLAlchemyError as exc:
+        raise PulsarideError(f"database error: {first_line(exc)}") from None
     finally:
         engine.dispose()
     if as_json:
@@ -93,6 +97,12 @@ def schema(sql_file: Path, target_url: str | None) -> None:
     finally:
         engine.dispose()
     click.echo(f"applied {count} statement(s) from {sql_file}")
+
+
+def first_line(exc: SQLAlchemyError) -> str:
+    """The driver's own message of a database error, first line only."""
+    original = getattr(exc, "orig", None)
+    return str(original if original is not None else exc).strip().splitlines()[0]
 
 
 def _summary_text(outcome: Progress) -> str:

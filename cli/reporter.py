@@ -11,6 +11,7 @@ import click
 
 from pulsaride.engine.aggregate import PipelineRun
 from pulsaride.engine.events import (
+    JobApprovalRefused,
     JobApproved,
     JobAwaitingApproval,
     JobCancelled,
@@ -105,6 +106,8 @@ class ProgressReporter:
         if isinstance(event, JobRetrying):
             return ("warn", f"↻ {name} {event.error}; retrying at {(event.retry_at or '')[11:19]}")
         if isinstance(event, JobFailed):
+            if event.started_at is None:  # never ran: a gate whose approval window closed
+                return ("bad", f"✗ {name} failed: {event.error}")
             return ("bad", f"✗ {name} failed: {event.error} after {_seconds(event)} "
                            f"(log: {event.log})")
         if isinstance(event, JobSkipped):
@@ -122,10 +125,8 @@ class ProgressReporter:
             return ("warn", f"✋ {name} waits for approval. To release it run:\n"
                             f"           {command}\n"
                             f"           (or refuse it: {refuse})")
-        if isinstance(event, JobApproved):
-            return ("ok", f"✓ {name} approved by {event.by}{_said(event.reason)}")
-        if isinstance(event, JobRejected):
-            return ("bad", f"✗ {name} rejected by {event.by}{_said(event.reason)}")
+        if isinstance(event, JobApproved | JobRejected | JobApprovalRefused):
+            return _decision(name, event)
         return None
 
     def _stage_header(self, stage: str) -> None:
@@ -147,6 +148,14 @@ def _seconds(event: JobEvent) -> str:
         return "?"
     delta = parse_time(event.finished_at) - parse_time(event.started_at)
     return f"{delta.total_seconds():.1f}s"
+
+
+def _decision(name: str, event: JobApproved | JobRejected | JobApprovalRefused) -> tuple[str, str]:
+    if isinstance(event, JobApproved):
+        return ("ok", f"✓ {name} approved by {event.by}{_said(event.reason)}")
+    if isinstance(event, JobRejected):
+        return ("bad", f"✗ {name} rejected by {event.by}{_said(event.reason)}")
+    return ("warn", f"✋ {name} {event.decision} by {event.by} refused: {event.reason}")
 
 
 def _said(reason: str) -> str:

@@ -5,9 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
+from pulsaride.engine.errors import PulsarideError
 from pulsaride.migration.database import SOURCE, open_engine, resolve_url
 from pulsaride.migration.scaffold import read_schema, scaffold, write_files
+
+from .migrate import first_line
 
 
 @click.command("scaffold")
@@ -30,6 +34,8 @@ def scaffold_command(source_url: str | None, output: Path, target_url: str,
     engine = open_engine(url)
     try:
         schema = read_schema(engine, tables or None, source_schema)
+    except SQLAlchemyError as exc:
+        raise PulsarideError(f"source database error: {first_line(exc)}") from None
     finally:
         engine.dispose()
     if not schema:

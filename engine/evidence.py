@@ -112,7 +112,9 @@ def write_bundle(evidence: RunEvidence, extra: dict[str, bytes], target: Path,
     listing = "".join(f"{digest}  {name}\n" for digest, name in manifest).encode()
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".partial")
-    with partial.open("wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=int(mtime)) as gz, \
+    # filename="": the gzip header would otherwise name the (partial) output file.
+    with partial.open("wb") as raw, \
+            gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=int(mtime)) as gz, \
             tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as bundle:
         for name, data in [*members, ("MANIFEST.sha256", listing)]:
             info = tarfile.TarInfo(f"{root}/{name}")

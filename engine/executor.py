@@ -275,9 +275,10 @@ class _LogWriter:
         *lines, self._partial = self._partial.split(b"\n")
         for line in lines:
             self._emit(line + b"\n")
-        if len(self._partial) > _MAX_PARTIAL:
-            self._emit(self._partial)
-            self._partial = b""
+        if len(self._partial) > _MAX_PARTIAL:  # a very long line: write what is safe now
+            cut = self._masker.safe_cut(self._partial)
+            self._emit(self._partial[:cut])
+            self._partial = self._partial[cut:]
 
     def close(self) -> None:
         if self._partial:

@@ -15,6 +15,9 @@ from typing import Any
 SECRET_NAME = re.compile(r"PASS|SECRET|TOKEN|KEY", re.IGNORECASE)
 MIN_SECRET_LENGTH = 4
 MASK = "***"
+YAML_MASK = "<masked>"
+"""The mask in copies of pipeline files: `***` would be a YAML alias there (`KEY: ***` does not
+parse), and a copy must still parse for `pt pipeline verify` to compare it with the run."""
 
 
 def is_secret_name(name: str) -> bool:
@@ -47,14 +50,29 @@ class Masker:
         self._bytes_pattern = (
             re.compile(b"|".join(re.escape(s.encode()) for s in ordered)) if ordered else None
         )
+        self._longest = max((len(s.encode()) for s in ordered), default=0)
 
     def text(self, value: str) -> str:
         """`value` with secrets masked."""
         return self._pattern.sub(MASK, value) if self._pattern else value
 
-    def data(self, value: bytes) -> bytes:
-        """`value` (bytes) with secrets masked."""
-        return self._bytes_pattern.sub(MASK.encode(), value) if self._bytes_pattern else value
+    def data(self, value: bytes, mask: str = MASK) -> bytes:
+        """`value` (bytes) with secrets masked (replaced by `mask`)."""
+        return self._bytes_pattern.sub(mask.encode(), value) if self._bytes_pattern else value
+
+    def safe_cut(self, value: bytes) -> int:
+        """How much of `value`, the start of a line still arriving, can be masked and written
+        now: no secret may be cut in two (each half would pass unmasked). Holds back the last
+        (longest secret - 1) bytes, and never cuts inside a secret."""
+        if self._bytes_pattern is None:
+            return len(value)
+        cut = max(0, len(value) - (self._longest - 1))
+        for match in self._bytes_pattern.finditer(value):
+            if match.start() >= cut:
+                break
+            if match.end() > cut:
+                return match.end()
+        return cut
 
     def document(self, value: Any) -> Any:
         """A copy of a JSON-like document with secrets masked in every string."""

@@ -34,7 +34,7 @@ from .events import (
 from .executor import Executor, LocalExecutor
 from .layout import DEFAULT_STATE_DIR, StateDir
 from .loader import PipelineFile, load_pipeline_file
-from .masking import Masker, mask_variables, secret_values
+from .masking import YAML_MASK, Masker, mask_variables, secret_values
 from .model import Pipeline, When, definition_digest
 from .replay import quarantine_tail, replay
 from .runner import Clock, JobEnvironment, NullObserver, Runner, RunObserver, RunResult
@@ -202,6 +202,7 @@ def decide_gate(pipeline_path: Path, *, state_dir: Path | None, run_id: str | No
             quarantine_tail(run_file, run, now)
             current = _waiting_gate(run, job)
             refusal = _gate_refusal(run, job, current, who.user, now)
+            reason = _masker(run.pipeline).text(reason)  # an approver may paste a secret
             fields = {"job": job, "stage": current.stage, "attempt": current.attempt,
                       "by": who.user, "host": who.host}
             if refusal is not None:
@@ -351,10 +352,10 @@ def _recorded_pipeline(pipeline_file: PipelineFile, masker: Masker, state: State
                        run_id: str, copy_name: str) -> dict[str, Any]:
     """What a run records of the pipeline file, keeping a copy of the file as run."""
     definition = _recorded_definition(pipeline_file, masker)
-    copy = state.keep_copy(run_id, copy_name, masker.data(pipeline_file.data))
+    masked = masker.data(pipeline_file.data, YAML_MASK)  # still parses (`***` would not)
+    copy = state.keep_copy(run_id, copy_name, masked)
     return {"path": str(pipeline_file.path), "sha256": pipeline_file.sha256,
-            "copy": str(copy), "copy_sha256": hashlib.sha256(
-                masker.data(pipeline_file.data)).hexdigest(),
+            "copy": str(copy), "copy_sha256": hashlib.sha256(masked).hexdigest(),
             "definition": definition, "definition_sha256": definition_digest(definition)}
 
 

@@ -131,7 +131,20 @@ def read_seals(path: Path) -> tuple[list[Seal], list[str]]:
     with contextlib.suppress(FileNotFoundError):
         for number, line in enumerate(path.read_bytes().splitlines(), start=1):
             try:
-                seals.append(Seal(**orjson.loads(line)))
+                seal = Seal(**orjson.loads(line))
+                _check_types(seal)
             except (orjson.JSONDecodeError, TypeError) as exc:
                 problems.append(f"{path.name} line {number}: not a seal ({exc})")
+            else:
+                seals.append(seal)
     return seals, problems
+
+
+def _check_types(seal: Seal) -> None:
+    """TypeError unless every field has its type (the file may have been tampered with)."""
+    for name, value in asdict(seal).items():
+        if name == "seq":
+            if type(value) is not int or value < 1:
+                raise TypeError("seq is not a positive integer")
+        elif not isinstance(value, str):
+            raise TypeError(f"{name} is not a string")

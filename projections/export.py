@@ -18,7 +18,7 @@ JSON_SCHEMA = "pulsaride.export/1"
 CSV_COLUMNS = (
     "seq", "at", "event", "pipeline_run_id", "job", "stage", "status", "attempt", "started_at",
     "finished_at", "exit_code", "error", "reason", "cause", "by", "outcome", "log",
-    "log_sha256", "prev",
+    "log_sha256", "prev", "decision", "head", "expires_at", "retry_at", "host",
 )
 """The CSV columns, in order. New columns are only ever added at the end."""
 

@@ -27,6 +27,8 @@ from pulsaride.engine.model import definition_digest
 from pulsaride.engine.seal import Seal, key_id, signature_valid
 from pulsaride.schemas import load_schema
 
+from .fastschema import Check, Unsure, compile_schema
+
 SCHEMA = "pulsaride.verification/1"
 
 
@@ -85,6 +87,9 @@ def verify_run(evidence: Evidence, *, public_key: Ed25519PublicKey | None = None
     report = VerifyReport(run_id=evidence.run_id, lines=len(evidence.lines))
     records, digests = _check_lines(evidence, report)
     report.head = digests[-1] if digests else GENESIS
+    if not evidence.lines:
+        report.findings.append(Finding(
+            "sequence", "the run file has no complete line: line 1 (RunStarted) is missing", 1))
     if evidence.tail:
         report.findings.append(Finding(
             "tail", f"{len(evidence.tail)} bytes after the last complete line (a torn write; "
@@ -155,19 +160,39 @@ def _check_record(record: dict[str, Any], number: int, prev: str, expected: int,
 
 
 @cache
-def _validators() -> dict[str, Any]:
-    from jsonschema import Draft202012Validator  # noqa: PLC0415 - only verify needs it
-
+def _fast_checks() -> dict[str, Check | None]:
+    """Per event: an exact yes/no check of a line against its schema (fastschema), about 40x
+    faster than jsonschema, which is only loaded to explain a line the fast check rejects."""
     schema = load_schema("event")
     defs = schema["$defs"]
-    return {name: Draft202012Validator({"$ref": f"#/$defs/{name}", "$defs": defs})
+    return {name: compile_schema(_event_schema(name), defs)
             for name in schema["properties"]["event"]["enum"]}
 
 
+@cache
+def _validator(name: str) -> Any:
+    from jsonschema import Draft202012Validator  # noqa: PLC0415 - 0.1 s to import; rarely needed
+
+    return Draft202012Validator(_event_schema(name))
+
+
+def _event_schema(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/$defs/{name}", "$defs": load_schema("event")["$defs"]}
+
+
 def _schema_problem(record: dict[str, Any]) -> str | None:
-    validator = _validators().get(record.get("event"))  # type: ignore[arg-type]
-    if validator is None:
-        return f"unknown event {record.get('event')!r}"
+    name = record.get("event")
+    checks = _fast_checks()
+    if not isinstance(name, str) or name not in checks:
+        return f"unknown event {name!r}"
+    fast = checks[name]
+    if fast is not None:
+        try:
+            if fast(record):
+                return None
+        except Unsure:
+            pass
+    validator = _validator(name)
     error = next(iter(validator.iter_errors(record)), None)
     if error is None:
         return None

@@ -1,0 +1,1 @@
+"""`pt serve`: the live dashboard (Starlette app, server-side templates, no build step)."""

@@ -1,0 +1,241 @@
+"""The dashboard: runs, a run's pipeline DAG, the Migration Health panel, and a JSON API.
+
+Every page is a projection of the run files (and of the target's pt tables for health),
+rendered on the server. Pages update themselves: a server-sent event fires when a run file
+changes, with a 10-second poll as the fallback, and only the live part of a page is replaced.
+A damaged run file shows as such; it never takes the server down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.routing import Route
+from starlette.templating import Jinja2Templates
+
+from pulsaride.engine.errors import PulsarideError, RunIdError
+from pulsaride.engine.layout import StateDir
+from pulsaride.engine.store import check_run_id
+from pulsaride.projections.dag_svg import render_dag
+from pulsaride.projections.queries import history_rows, run_document
+
+from .health import HealthSource
+from .openapi import openapi_document
+
+TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
+LOG_TAIL_BYTES = 16 * 1024
+EVENT_POLL_SECONDS = 0.5
+HEARTBEAT_SECONDS = 15.0
+
+
+@dataclass(frozen=True)
+class DashboardConfig:
+    """What the dashboard shows."""
+
+    state: StateDir
+    health: HealthSource | None = None
+
+
+def create_app(config: DashboardConfig) -> Starlette:
+    """The ASGI application."""
+    app = Starlette(routes=[
+        Route("/", _page(config, _runs_page)),
+        Route("/runs/{run_id}", _page(config, _run_page)),
+        Route("/runs/{run_id}/live", _page(config, _run_live)),
+        Route("/runs/{run_id}/jobs/{job}/log", _page(config, _job_log)),
+        Route("/live", _page(config, _runs_live)),
+        Route("/events", _events(config)),
+        Route("/api/runs", _page(config, _api_runs)),
+        Route("/api/runs/{run_id}", _page(config, _api_run)),
+        Route("/api/health", _page(config, _api_health)),
+        Route("/api/health/cutover", _page(config, _api_cutover)),
+        Route("/openapi.json", lambda _r: JSONResponse(openapi_document())),
+    ])
+    app.state.config = config
+    return app
+
+
+def _page(config: DashboardConfig, view: Any) -> Any:
+    def endpoint(request: Request) -> Response:
+        response: Response = view(config, request)
+        return response
+
+    return endpoint
+
+
+# ---- pages -------------------------------------------------------------------------------------
+
+
+def _runs_page(config: DashboardConfig, request: Request) -> Response:
+    return TEMPLATES.TemplateResponse(request, "runs.html", _runs_context(config))
+
+
+def _runs_live(config: DashboardConfig, request: Request) -> Response:
+    return TEMPLATES.TemplateResponse(request, "runs_live.html", _runs_context(config))
+
+
+def _runs_context(config: DashboardConfig) -> dict[str, Any]:
+    rows = list(reversed(history_rows(config.state)))
+    return {"rows": rows, "state_dir": str(config.state.runs),
+            "health": _health(config)}
+
+
+def _run_page(config: DashboardConfig, request: Request) -> Response:
+    return TEMPLATES.TemplateResponse(request, "run.html", _run_context(config, request))
+
+
+def _run_live(config: DashboardConfig, request: Request) -> Response:
+    return TEMPLATES.TemplateResponse(request, "run_live.html", _run_context(config, request))
+
+
+def _run_context(config: DashboardConfig, request: Request) -> dict[str, Any]:
+    run_id = _run_id(config, request)
+    context: dict[str, Any] = {"run_id": run_id, "health": _health(config), "damaged": None}
+    try:
+        document = run_document(config.state, run_id, with_timeline=True)
+    except PulsarideError as exc:
+        context["damaged"] = str(exc)
+        return context
+    context.update(document=document, dag=render_dag(document),
+                   approve=_approve_command(document, config))
+    return context
+
+
+def _approve_command(document: dict[str, Any], config: DashboardConfig) -> str:
+    pipeline = document["pipeline"]["path"]
+    state = f" --state-dir {config.state.root}" if config.state.root != Path(
+        pipeline).parent / ".pulsaride" else ""
+    return f"pt pipeline approve {pipeline}{state} --run-id {document['pipeline_run_id']} --job"
+
+
+def _job_log(config: DashboardConfig, request: Request) -> Response:
+    run_id = _run_id(config, request)
+    job = request.path_params["job"]
+    try:
+        document = run_document(config.state, run_id)
+    except PulsarideError as exc:
+        raise HTTPException(409, f"run {run_id} cannot be read: {exc}") from None
+    jobs = {j["name"]: j for s in document["stages"] for j in s["jobs"]}
+    if job not in jobs:
+        raise HTTPException(404, f"run {run_id} has no job {job}")
+    return PlainTextResponse(_log_tail(config.state, jobs[job].get("log")) or "(no output)")
+
+
+def _log_tail(state: StateDir, relative: str | None) -> str:
+    if not relative:
+        return ""
+    path = (state.runs / relative).resolve()
+    if not path.is_relative_to(state.runs.resolve()) or not path.is_file():
+        return ""
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        handle.seek(max(0, size - LOG_TAIL_BYTES))
+        return handle.read().decode("utf-8", errors="replace")
+
+
+def _run_id(config: DashboardConfig, request: Request) -> str:
+    run_id = request.path_params["run_id"]
+    try:
+        check_run_id(run_id)
+    except RunIdError:
+        raise HTTPException(400, "invalid run id") from None
+    if not config.state.run_file(run_id).is_file():
+        raise HTTPException(404, f"no run {run_id}")
+    return str(run_id)
+
+
+def _health(config: DashboardConfig) -> dict[str, Any] | None:
+    if config.health is None:
+        return None
+    return config.health.document()
+
+
+# ---- API ---------------------------------------------------------------------------------------
+
+
+def _api_runs(config: DashboardConfig, _request: Request) -> Response:
+    return JSONResponse({"schema": "pulsaride.history/1", "runs": list(reversed(
+        history_rows(config.state)))})
+
+
+def _api_run(config: DashboardConfig, request: Request) -> Response:
+    run_id = _run_id(config, request)
+    try:
+        return JSONResponse(run_document(config.state, run_id, with_timeline=True))
+    except PulsarideError as exc:
+        return JSONResponse({"pipeline_run_id": run_id, "damaged": str(exc)}, status_code=409)
+
+
+def _api_health(config: DashboardConfig, _request: Request) -> Response:
+    document = _health(config)
+    if document is None:
+        return JSONResponse({"verdict": "UNKNOWN", "reasons": [
+            "no target database configured (pt serve --target-url or --pipeline)"]},
+            status_code=503)
+    return JSONResponse(document)
+
+
+def _api_cutover(config: DashboardConfig, _request: Request) -> Response:
+    document = _health(config)
+    verdict = document["verdict"] if document else "UNKNOWN"
+    reasons = document["reasons"] if document else ["no target database configured"]
+    return JSONResponse({"verdict": verdict, "reasons": reasons},
+                        status_code=200 if verdict == "GO" else 503)
+
+
+# ---- live updates ------------------------------------------------------------------------------
+
+
+def _events(config: DashboardConfig) -> Any:
+    async def endpoint(request: Request) -> Response:
+        run_id = request.query_params.get("run")
+        if run_id is not None:
+            try:
+                check_run_id(run_id)
+            except RunIdError:
+                raise HTTPException(400, "invalid run id") from None
+        return StreamingResponse(_changes(request, config.state, run_id),
+                                 media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache"})
+
+    return endpoint
+
+
+async def _changes(request: Request, state: StateDir, run_id: str | None) -> AsyncIterator[str]:
+    """An event whenever the watched run file (or any run file) changes."""
+    last = _fingerprint(state, run_id)
+    quiet = 0.0
+    yield "retry: 2000\n\n"
+    while not await request.is_disconnected():
+        await asyncio.sleep(EVENT_POLL_SECONDS)
+        current = _fingerprint(state, run_id)
+        if current != last:
+            last = current
+            quiet = 0.0
+            yield f"event: changed\ndata: {current}\n\n"
+        else:
+            quiet += EVENT_POLL_SECONDS
+            if quiet >= HEARTBEAT_SECONDS:
+                quiet = 0.0
+                yield ": heartbeat\n\n"
+
+
+def _fingerprint(state: StateDir, run_id: str | None) -> str:
+    paths = [state.run_file(run_id)] if run_id else sorted(state.runs.glob("*.jsonl")) \
+        if state.runs.is_dir() else []
+    parts = []
+    for path in paths:
+        try:
+            stat = path.stat()
+        except OSError:
+            continue
+        parts.append(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}")
+    return str(hash("|".join(parts)))
