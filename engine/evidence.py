@@ -29,6 +29,7 @@ class RunEvidence:
     data: bytes  # the whole run file
     seals: list[Seal] = field(default_factory=list)
     seal_problems: list[str] = field(default_factory=list)
+    resolved_folders: dict[Path, Path] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def run_file(self) -> Path:
@@ -69,8 +70,17 @@ class RunEvidence:
         if pure.parts[0] != self.run_id and pure.name != f"{self.run_id}.jsonl":
             return None
         path = self.runs / pure
-        folder = (self.runs / self.run_id).resolve()
-        return path if path.resolve().is_relative_to(folder) else None
+        folder = self._resolved(self.runs / self.run_id)
+        # Resolve each folder once (a run has one log folder per job); only a symlinked file
+        # needs resolving itself.
+        real = path.resolve() if path.is_symlink() else self._resolved(path.parent) / path.name
+        return path if real.is_relative_to(folder) else None
+
+    def _resolved(self, folder: Path) -> Path:
+        found = self.resolved_folders.get(folder)
+        if found is None:
+            found = self.resolved_folders[folder] = folder.resolve()
+        return found
 
     def files(self) -> Iterator[tuple[str, Path]]:
         """Every file of the run: (path relative to the runs folder, path on disk)."""

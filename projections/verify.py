@@ -304,6 +304,11 @@ def _check_artifacts(evidence: Evidence, records: list[tuple[int, dict[str, Any]
         side = record.get("path")
         if record.get("event") == "TailQuarantined" and isinstance(side, str):
             _check_side_file(evidence, side, record.get("sha256"), number, report)
+        if record.get("event") in ("JobApproved", "JobRejected") and \
+                record.get("head") != record.get("prev"):
+            report.findings.append(Finding(
+                "approval", "the chain head the decision records is not the line before it "
+                            "(what the approver saw was changed)", number))
 
 
 def _check_log(evidence: Evidence, relative: str, digest: str, number: int,
