@@ -30,7 +30,8 @@ def _job_problems(job: Job, stages: Sequence[str], jobs: Mapping[str, Job]) -> l
             problems.append(f"{where}: needs itself")
         elif need not in jobs:
             problems.append(f"{where}: needs '{need}', which is not defined{_suggest(need, jobs)}")
-        elif stages.index(jobs[need].stage) > stages.index(job.stage):
+        elif (jobs[need].stage in stages  # an unknown stage has its own message
+              and stages.index(jobs[need].stage) > stages.index(job.stage)):
             problems.append(
                 f"{where}: needs '{need}' of the later stage '{jobs[need].stage}' "
                 f"(stage '{job.stage}' runs first)"

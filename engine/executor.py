@@ -9,6 +9,7 @@ passed to an observer line by line. One supervising thread per running job.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import queue
@@ -129,8 +130,22 @@ class LocalExecutor:
     # ---- one attempt ---------------------------------------------------------------------
 
     def _supervise(self, launch: Launch) -> None:
+        # Whatever happens here, the attempt's end is reported: a supervisor that died silently
+        # would leave the runner waiting for it forever.
+        try:
+            ended = self._attempt(launch)
+        except Exception as exc:
+            ended = JobExit(launch.job, launch.attempt, 127,
+                            f"pt could not run the job: {_describe(exc)}", launch.log_path,
+                            hashlib.sha256(b"").hexdigest())
+        self._exits.put(ended)
+
+    def _attempt(self, launch: Launch) -> JobExit:
         launch.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with launch.log_path.open("wb") as log:
+        # O_NOFOLLOW: a symbolic link planted at the log's path is refused, not written through.
+        fd = os.open(launch.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW,
+                     0o644)
+        with os.fdopen(fd, "wb") as log:
             writer = _LogWriter(log, self._masker, launch, self._on_output)
             try:
                 proc = subprocess.Popen(
@@ -141,14 +156,20 @@ class LocalExecutor:
             except OSError as exc:
                 writer.write(f"pt: cannot start the job: {exc}\n".encode())
                 writer.close()
-                self._exits.put(JobExit(launch.job, launch.attempt, 127,
-                                        f"cannot start: {exc.strerror or exc}",
-                                        launch.log_path, writer.sha256()))
-                return
-            outcome = self._watch(proc, launch, writer)
+                return JobExit(launch.job, launch.attempt, 127,
+                               f"cannot start: {exc.strerror or exc}", launch.log_path,
+                               writer.sha256())
+            try:
+                outcome = self._watch(proc, launch, writer)
+            except BaseException:
+                # The log cannot be written (disk full...): stop the job rather than leave it.
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                raise
             writer.close()
-        self._exits.put(JobExit(launch.job, launch.attempt, outcome.exit_code, outcome.error,
-                                launch.log_path, writer.sha256(), stopped=outcome.stopped))
+        return JobExit(launch.job, launch.attempt, outcome.exit_code, outcome.error,
+                       launch.log_path, writer.sha256(), stopped=outcome.stopped)
 
     def _watch(self, proc: subprocess.Popen[bytes], launch: Launch,
                writer: _LogWriter) -> _Outcome:
@@ -178,6 +199,15 @@ class LocalExecutor:
         os.close(pidfd)
         proc.stdout.close()
         return watch.outcome()
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, OSError):
+        if exc.errno == errno.ELOOP and exc.filename:
+            return f"{exc.filename} is a symbolic link; refusing to write the log through it"
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror or exc}{where}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,14 @@ The state dir defaults to `.pulsaride` beside the pipeline file.
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import RunNotFoundError
+from .errors import RunIdError, RunNotFoundError
 from .store import RUNS_FOLDER, check_run_id, read_first_record
 
 DEFAULT_STATE_DIR = ".pulsaride"
@@ -71,7 +72,16 @@ class StateDir:
         relative = Path(check_run_id(run_id)) / name
         target = self.runs / relative
         target.parent.mkdir(parents=True, exist_ok=True)
-        with target.open("wb") as handle:
+        try:
+            # O_NOFOLLOW: a symbolic link planted at the copy's path is refused, not written
+            # through (it could point at any file the user can write).
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise RunIdError(f"{target} is a symbolic link; refusing to write through it"
+                                 ) from None
+            raise
+        with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import types
+import typing
 from functools import cache
 from typing import Any
 
@@ -40,6 +42,47 @@ def digest(line: bytes) -> str:
 @cache
 def _fields(cls: type) -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(cls) if f.name not in _ENVELOPE)
+
+
+@cache
+def _kinds(cls: type) -> tuple[tuple[str, frozenset[type], bool], ...]:
+    """(field, the exact JSON types its value may have, whether it is a time) for every field
+    of `cls` that is not Any. Parsed JSON holds exactly str, int, float, bool, None, dict and
+    list, so an exact type test suffices (and a bool is no int)."""
+    hints = typing.get_type_hints(cls)
+    kinds = []
+    for field in _fields(cls):
+        allowed = _json_types(hints[field])
+        if allowed is not None:
+            kinds.append((field, frozenset(allowed), field.endswith("_at")))
+    return tuple(kinds)
+
+
+def _json_types(hint: Any) -> tuple[type, ...] | None:
+    if hint is Any:
+        return None
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        parts = [_json_types(arg) for arg in typing.get_args(hint)]
+        if any(part is None for part in parts):
+            return None
+        return tuple(kind for part in parts if part is not None for kind in part)
+    origin = typing.get_origin(hint) or hint
+    return (int, float) if origin is float else (origin,)
+
+
+def _check_kinds(cls: type, name: str, kwargs: dict[str, Any]) -> None:
+    """LineError unless every field has its type and every time parses: a line can be well
+    chained and still hold values no event has (the readers would then fail on them)."""
+    for field, allowed, is_time in _kinds(cls):
+        value = kwargs[field]
+        if type(value) not in allowed:
+            raise LineError(f"{name} line has a malformed field {field!r}: "
+                            f"{type(value).__name__}")
+        if is_time and value is not None:
+            try:
+                parse_time(value)
+            except ValueError:
+                raise LineError(f"{name} line has a malformed time in {field!r}") from None
 
 
 def encode(event: RunEvent | RunStarted, prev: str) -> bytes:
@@ -82,6 +125,7 @@ def decode(record: dict[str, Any]) -> RunEvent | RunStarted:
     if not isinstance(seq, int) or not isinstance(run_id, str):
         raise LineError(f"{name} line has a malformed seq or pipeline_run_id")
     assert isinstance(name, str)
+    _check_kinds(cls, name, kwargs)
     if issubclass(cls, JobEvent) and record.get("status") != TARGET[name]:
         raise LineError(f"{name} line says status {record.get('status')!r}, "
                         f"but {name} leads to {TARGET[name].value}")

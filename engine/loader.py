@@ -79,7 +79,17 @@ def schema_problems(document: Mapping[str, Any]) -> list[str]:
 
     validator = jsonschema.Draft202012Validator(load_schema("pipeline"))
     errors = sorted(validator.iter_errors(document), key=lambda e: [str(p) for p in e.path])
-    return [_describe(error) for error in errors]
+    return [_shorten(_describe(error)) for error in errors]
+
+
+_MAX_PROBLEM = 400
+
+
+def _shorten(problem: str) -> str:
+    """A problem fits on a line: a huge value (deep nesting, a pasted blob) is cut short."""
+    if len(problem) <= _MAX_PROBLEM:
+        return problem
+    return f"{problem[:_MAX_PROBLEM]}… ({len(problem)} characters; cut)"
 
 
 def _describe(error: ValidationError) -> str:
@@ -89,8 +99,11 @@ def _describe(error: ValidationError) -> str:
     if validator == "additionalProperties":
         allowed = list(schema.get("properties", {}))
         given = error.instance if isinstance(error.instance, dict) else {}
-        extra = sorted(set(given) - set(allowed))
-        hints = [f"'{k}'{_did_you_mean(k, allowed)}" for k in extra]
+        # YAML makes keys such as `on`, `yes`, `1` or `~` booleans, numbers or null.
+        extra = sorted((k for k in given if k not in allowed), key=repr)
+        hints = [f"'{k}'{_did_you_mean(k, allowed)}" if isinstance(k, str)
+                 else f"{k!r} (YAML reads this key as {_kind(k)}; quote it)"
+                 for k in extra]
         return f"{where}: unknown key {', '.join(hints)} (allowed: {', '.join(allowed)})"
     if validator == "required":
         return f"{where}: {error.message.replace('is a required property', 'is required')}"
@@ -105,6 +118,16 @@ def _describe(error: ValidationError) -> str:
         options = ", ".join(repr(o) for o in choices if isinstance(o, str))
         return f"{where}: {error.instance!r} is not one of {options}"
     return f"{where}: {error.message}"
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return f"a {type(value).__name__}"
 
 
 def _where(path: Iterable[Any]) -> str:

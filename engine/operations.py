@@ -30,6 +30,7 @@ from .events import (
     RecordedEvent,
     RunCheckpoint,
     RunResumed,
+    TailQuarantined,
 )
 from .executor import Executor, LocalExecutor
 from .layout import DEFAULT_STATE_DIR, StateDir
@@ -113,19 +114,22 @@ def start_run(request: RunRequest, services: Services, run_id: str | None = None
     pipeline_file = load_pipeline_file(request.pipeline_path)
     state = StateDir.for_pipeline(pipeline_file.path, request.state_dir)
     run_id = check_run_id(run_id) if run_id is not None else state.new_run_id()
-    if state.run_file(run_id).exists():
-        raise RunIdError(f"run {run_id} already exists; use 'pt pipeline resume' to continue it")
+    _unstarted_leftover(state.run_file(run_id), run_id)
     who = services.who()
     lock = _acquire(state, run_id, who, services.clock())
     try:
+        leftover = _set_aside_unstarted(state.run_file(run_id), run_id)
         run_file = RunFile.create(state.run_file(run_id), run_id)
         masker = _masker(pipeline_file.pipeline)
+        now = services.clock()
         run = PipelineRun.start(
-            run_id, services.clock(),
+            run_id, now,
             pipeline=_recorded_pipeline(pipeline_file, masker, state, run_id, "pipeline.yml"),
             parameters=_parameters(request, state),
             started_by=who.user, host=who.host, pid=who.pid, tool_version=tool_version(),
         )
+        if leftover is not None:
+            run.record(TailQuarantined, now, **leftover)
         with run_file.locked():
             events = run.pending()
             run_file.append(events)
@@ -301,6 +305,42 @@ def read_run(pipeline_path: Path | None, state_dir: Path | None, run_id: str | N
 
 
 # ---- helpers -------------------------------------------------------------------------------
+
+
+def _unstarted_leftover(path: Path, run_id: str) -> bytes | None:
+    """The bytes of a run file that never got a whole first line (its runner died, or the
+    machine lost power, while recording the run's start), None if there is no such file;
+    RunIdError if the run did start."""
+    if not path.exists() and not path.is_symlink():
+        return None
+    run_file = RunFile.open(path, run_id)  # refuses a symbolic link
+    try:
+        started = any(True for _ in run_file.read_new())
+    finally:
+        run_file.close()
+    if started:
+        raise RunIdError(f"run {run_id} already exists; use 'pt pipeline resume' to continue it")
+    return run_file.tail.data if run_file.tail is not None else b""
+
+
+def _set_aside_unstarted(path: Path, run_id: str) -> dict[str, Any] | None:
+    """Move the file of a run that never recorded its start aside, as a torn tail would be
+    (call holding the run lock); the TailQuarantined fields, or None if nothing was kept."""
+    leftover = _unstarted_leftover(path, run_id)
+    if leftover is None:
+        return None
+    if not leftover:
+        path.unlink()
+        return None
+    digest = hashlib.sha256(leftover).hexdigest()
+    side = path.with_name(f"{path.name}.tail-1-{digest[:12]}")
+    path.replace(side)
+    folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+    return {"path": side.name, "size": len(leftover), "sha256": digest}
 
 
 def _acquire(state: StateDir, run_id: str, who: Identity, now: datetime) -> RunLock:

@@ -27,7 +27,9 @@ def replay(run_file: RunFile, keep: list[RecordedEvent] | None = None) -> Pipeli
         else:
             apply_line(run_file, run, line_no, event)
     if run is None:
-        raise RunFileError(str(run_file.path), 1, "the run file holds no complete line")
+        raise RunFileError(str(run_file.path), 1, "the run file holds no complete line: the run "
+                           "never recorded its start (start it again with 'pt pipeline run "
+                           f"--run-id {run_file.run_id}')")
     return run
 
 

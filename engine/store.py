@@ -217,12 +217,24 @@ class RunFile:
         tail = self.tail
         assert tail is not None
         side = self.path.with_name(f"{self.path.name}.tail-{tail.first_line_no}-{tail.sha256[:12]}")
-        side.write_bytes(tail.data)
-        with side.open("rb") as handle:
-            os.fsync(handle.fileno())
+        try:
+            fd = os.open(side, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise StoreWriteError(f"{side} is a symbolic link; refusing to write through "
+                                      "it") from None
+            raise
+        try:
+            view = memoryview(tail.data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        # The side file and its name are durable before the bytes leave the run file.
+        _fsync_dir(self.path.parent)
         os.ftruncate(self._fd, tail.offset)
         os.fsync(self._fd)
-        _fsync_dir(self.path.parent)
         self.tail = None
         return side
 
@@ -242,7 +254,12 @@ class RunLock:
     def acquire(cls, path: Path, owner: dict[str, Any]) -> RunLock:
         """Take the lock or raise RunLockedError describing the current holder."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise RunIdError(f"{path} is a symbolic link; refusing it") from None
+            raise
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
