@@ -66,7 +66,7 @@ def cutover(engine: Engine, transform: Transform, *, verify: bool, dry_run: bool
             connection.execute(text(sequence["statement"]))
         connection.execute(CUTOVER.insert().values(
             transform=transform.name, target_table=transform.target_table,
-            sequences=orjson.dumps(result.sequences).decode(),
+            sequences=orjson.dumps(result.sequences).decode(), verified=verify,
             run_id=os.environ.get("PT_RUN_ID"), by=_user(), created_at=now()))
         assert entry is not None
         registry.mark(connection, entry, CUT_OVER)

@@ -54,7 +54,7 @@ def resolve_url(endpoint: Endpoint, flag: str | None, from_file: str | None,
                             f"{_redact(text)}") from None
     url = url.set(drivername=_DRIVERS.get(url.drivername, url.drivername))
     password = env.get(endpoint.env_password)
-    if password and not url.password:
+    if password and not url.password and url.get_backend_name() != "sqlite":  # no passwords
         url = url.set(password=password)
     return url
 

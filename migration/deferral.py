@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, column, delete, select, table, update
+from sqlalchemy import Connection, bindparam, column, delete, select, table, update
 
 from . import registry
 from .registry import now
@@ -43,7 +43,7 @@ class Parked:
 class Sorted:
     """A batch split by the DeferralEngine."""
 
-    ready: list[int] = field(default_factory=list)  # indexes of rows to write now
+    ready: list[int] = field(default_factory=list)  # rows to write now, in writing order
     parked: list[tuple[int, Parked]] = field(default_factory=list)
     failed: list[tuple[int, str]] = field(default_factory=list)  # index, why
     skipped: int = 0
@@ -99,7 +99,8 @@ class DeferralEngine:
         for i in waiting:
             self._place(i, source_rows[i], target_rows[i], columns=columns, present=present,
                         result=result)
-        result.ready.sort()
+        # `ready` stays in the order rows became ready: parents of this batch before their
+        # children, as a target that checks foreign keys row by row (SQLite) needs them.
         return result
 
     def _present(self, connection: Connection, dependency: Dependency,
@@ -138,7 +139,8 @@ class DeferralEngine:
                             zip(self.dependencies, self.via_positions, strict=True)
                             if row[p] is not None]
             result.parked.append((i, Parked(
-                payload=dict(zip(columns, target_row, strict=True)),
+                # str(): reflected names are str subclasses, which orjson refuses as keys.
+                payload=dict(zip(map(str, columns), target_row, strict=True)),
                 requirements=requirements, blocking=(first.table, first.key, value),
                 source_row=row)))
         else:
@@ -190,26 +192,52 @@ class Replayed:
 def replay(connection: Connection, *, blocking_table: str | None = None,
            transform: str | None = None) -> Replayed:
     """Write every deferred row (blocked on `blocking_table`, or of `transform`) whose parents
-    have all arrived, until no more can be written; call inside a transaction."""
+    have all arrived, until no more can be written; call inside a transaction.
+
+    Rows written here may be the parents other rows wait for (a chain across tables: an order
+    waits for a customer who waits for a referrer): rows blocked on every table written into
+    are replayed in turn, so the chain does not stop after its first link."""
     outcome = Replayed()
-    while True:
-        rows = _waiting(connection, blocking_table, transform)
-        if not rows:
-            return outcome
+    todo: list[tuple[str | None, str | None]] = [(blocking_table, transform)]
+    while todo:
+        table_filter, transform_filter = todo.pop()
+        written = _replay_some(connection, table_filter, transform_filter, outcome)
+        # Each entry added here follows rows that left pulsaride_deferred: this ends.
+        todo += [(name, None) for name in sorted(written)]
+    return outcome
+
+
+def _replay_some(connection: Connection, blocking_table: str | None, transform: str | None,
+                 outcome: Replayed) -> set[str]:
+    """One filter's worth of `replay`: every waiting row, page by page in id order (rows that
+    stay blocked must not hide the rows behind them); returns the target tables written into."""
+    written: set[str] = set()
+    after = None
+    outcome.still_waiting = 0
+    while rows := _waiting(connection, blocking_table, transform, after):
+        after = rows[-1]["id"]
         ready, blocked = _split(connection, rows)
-        outcome.still_waiting = len(blocked)
-        for row, (table_name, key, value) in blocked:
-            connection.execute(update(DEFERRED).where(DEFERRED.c.id == row["id"]).values(
-                blocking_table=table_name, blocking_key=key, key_value=str(value),
-                attempts=DEFERRED.c.attempts + 1))
-        if not ready:
-            return outcome
-        _write_ready(connection, ready, outcome)
+        outcome.still_waiting += len(blocked)
+        if blocked:
+            connection.execute(_STILL_BLOCKED, [
+                {"row_id": row["id"], "b_table": table_name, "b_key": key,
+                 "b_value": str(value)} for row, (table_name, key, value) in blocked])
+        if ready:
+            _write_ready(connection, ready, outcome)
+            written |= {row["target_table"] for row in ready}
+    return written
+
+
+_STILL_BLOCKED = update(DEFERRED).where(DEFERRED.c.id == bindparam("row_id")).values(
+    blocking_table=bindparam("b_table"), blocking_key=bindparam("b_key"),
+    key_value=bindparam("b_value"), attempts=DEFERRED.c.attempts + 1)
 
 
 def _waiting(connection: Connection, blocking_table: str | None,
-             transform: str | None) -> list[dict[str, Any]]:
+             transform: str | None, after: int | None) -> list[dict[str, Any]]:
     query = select(DEFERRED).order_by(DEFERRED.c.id).limit(REPLAY_BATCH)
+    if after is not None:
+        query = query.where(DEFERRED.c.id > after)
     if blocking_table is not None:
         query = query.where(DEFERRED.c.blocking_table == blocking_table)
     if transform is not None:

@@ -8,7 +8,22 @@ from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, false, func, literal, not_, null, or_, true
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    Dialect,
+    String,
+    and_,
+    case,
+    false,
+    func,
+    literal,
+    not_,
+    null,
+    or_,
+    true,
+)
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from .grammar import (
     Binary,
@@ -114,5 +129,22 @@ def _literal(value: Any) -> Any:
         if _ISO_DATE.match(value):
             return literal(date.fromisoformat(value))
         if _ISO_TIMESTAMP.match(value):
-            return literal(datetime.fromisoformat(value.replace("Z", "+00:00")))
+            return literal(datetime.fromisoformat(value.replace("Z", "+00:00")), _Timestamp())
     return literal(value)
+
+
+class _Timestamp(TypeDecorator[datetime]):
+    """A timestamp literal; SQLite keeps timestamps as ISO text, so there it is bound as the
+    text Python's sqlite3 (and pt's writer) store, '2024-01-01 12:00:00' — not SQLAlchemy's
+    '2024-01-01 12:00:00.000000', which would not compare equal to it."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        return dialect.type_descriptor(String() if dialect.name == "sqlite" else DateTime())
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if dialect.name == "sqlite" and isinstance(value, datetime):
+            return value.isoformat(" ")
+        return value

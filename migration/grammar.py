@@ -20,6 +20,7 @@ Keywords are case-insensitive; strings use single quotes with '' as an escaped q
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -102,7 +103,10 @@ _TOKEN = re.compile(r"""
 _KEYWORDS = {"AND", "OR", "NOT", "IS", "NULL", "IN", "TRUE", "FALSE", "CASE", "WHEN", "THEN",
              "ELSE", "END"}
 MAX_LENGTH = 10_000
-MAX_DEPTH = 100
+# Nesting levels (parentheses, calls, CASE, NOT, unary minus): each costs the parser about
+# ten Python frames, so this keeps deep input a GrammarError, never a RecursionError.
+MAX_DEPTH = 50
+MAX_TREE_DEPTH = 100  # of the parsed tree, operator chains included
 
 
 @dataclass(frozen=True)
@@ -134,7 +138,34 @@ def tokenize(text: str) -> list[Token]:
 
 def parse(text: str) -> Node:
     """The AST of `text`."""
-    return _Parser(tokenize(text)).whole()
+    node = _Parser(tokenize(text)).whole()
+    if _tree_depth(node) > MAX_TREE_DEPTH:
+        # Long chains (a - b - c - ...) parse in a loop but make deep trees, which compiling
+        # and SQLAlchemy walk recursively.
+        raise GrammarError(f"expression nested too deeply (more than {MAX_TREE_DEPTH} levels "
+                           "of operators, calls and parentheses)")
+    return node
+
+
+def _tree_depth(root: Node) -> int:
+    deepest, todo = 0, [(root, 1)]
+    while todo:
+        node, depth = todo.pop()
+        deepest = max(deepest, depth)
+        children: list[Node] = []
+        if isinstance(node, Binary):
+            children = [node.left, node.right]
+        elif isinstance(node, Unary | IsNull):
+            children = [node.operand]
+        elif isinstance(node, Call):
+            children = list(node.args)
+        elif isinstance(node, InList):
+            children = [node.operand, *node.options]
+        elif isinstance(node, Case):
+            children = [n for branch in node.branches for n in branch]
+            children += [node.default] if node.default is not None else []
+        todo += [(child, depth + 1) for child in children]
+    return deepest
 
 
 class _Parser:
@@ -177,11 +208,14 @@ class _Parser:
         return node
 
     def expression(self) -> Node:
+        return self.nested(self.disjunction)
+
+    def nested(self, rule: Callable[[], Node]) -> Node:
         self.depth += 1
         if self.depth > MAX_DEPTH:
             raise self.error("expression nested too deeply")
         try:
-            return self.disjunction()
+            return rule()
         finally:
             self.depth -= 1
 
@@ -199,7 +233,7 @@ class _Parser:
 
     def negation(self) -> Node:
         if self.accept("keyword", "NOT"):
-            return Unary("NOT", self.negation())
+            return Unary("NOT", self.nested(self.negation))
         return self.comparison()
 
     def comparison(self) -> Node:
@@ -237,7 +271,7 @@ class _Parser:
 
     def unary(self) -> Node:
         if self.accept("op", "-"):
-            return Unary("-", self.unary())
+            return Unary("-", self.nested(self.unary))
         return self.primary()
 
     def primary(self) -> Node:

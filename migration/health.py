@@ -20,14 +20,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, func, inspect, select
 
 from . import registry
 from .cutover import CUT_OVER, latest_validations, sequences_behind
 from .deferral import existing_keys, norm
 from .registry import DONE
 from .tables import DEFERRED, DLQ, ensure_tables
-from .transform import Transform
+from .transform import Transform, fold
+from .validation import rejected_by_copy
 from .writer import loads
 
 GO, CAUTION, NO_GO = "GO", "CAUTION", "NO-GO"
@@ -115,8 +116,7 @@ def _table(connection: Connection, transform: Transform) -> TableHealth:
     health = TableHealth(transform.target_table, transform.name)
     entry = registry.read_entry(connection, transform.name)
     deferred = _count(connection, DEFERRED, transform.name)
-    rejected = _count(connection, DLQ, transform.name,
-                      DLQ.c.reason.in_(("TRANSFORM_ERROR", "FK_MISSING")))
+    rejected = _count(connection, DLQ, transform.name, *rejected_by_copy(entry))
     health.counters = {"status": entry.status if entry else None, "deferred": deferred,
                        "rejected": rejected, **(entry.counters if entry else {})}
     if entry is None:
@@ -197,10 +197,12 @@ def _deferred_hints(connection: Connection, by_table: dict[str, Transform],
     ).all()
     hints: list[dict[str, Any]] = []
     for child, parent, key, rows in groups:
+        if child not in by_table:
+            continue  # a table this assessment is not about
         keys = list(connection.execute(
             select(DEFERRED.c.key_value).distinct().where(
                 DEFERRED.c.target_table == child, DEFERRED.c.blocking_table == parent)
-            .limit(SAMPLE_KEYS)).scalars())
+            .order_by(DEFERRED.c.key_value).limit(SAMPLE_KEYS)).scalars())
         hints += _group_hints(connection, by_table.get(parent), source,
                               {"table": child, "parent": parent, "key": key, "rows": rows},
                               keys)
@@ -259,14 +261,29 @@ def _parked_parents(connection: Connection, parent: str, key: str,
 def _missing_in_source(source: Engine, parent: Transform, key: str,
                        values: list[str]) -> list[str]:
     """Of `values`, those the parent's source table does not hold either."""
-    field_ = next((f for f in parent.fields or () if f.name == key and len(f.sources) == 1
-                   and f.expression is None), None)
-    if field_ is None or parent.primary.table is None:
+    if parent.primary.table is None:
         return []
-    column = field_.sources[0].column
     with source.connect() as connection:
+        column = _source_column(connection, parent, key)
+        if column is None:
+            return []
         present = existing_keys(connection, parent.primary.table, column, values)
     return [v for v in values if norm(v) not in present]
+
+
+def _source_column(connection: Connection, parent: Transform, key: str) -> str | None:
+    """The column of the parent's first source table that fills its target column `key`:
+    an identity field's source, or (no fields: every column) the column named so."""
+    if parent.fields is not None:
+        field_ = next((f for f in parent.fields if f.name == key and len(f.sources) == 1
+                       and f.expression is None
+                       and f.sources[0].alias == parent.primary.alias), None)
+        return field_.sources[0].column if field_ is not None else None
+    assert parent.primary.table is not None
+    schema, _, name = parent.primary.table.rpartition(".")
+    columns = [c["name"] for c in inspect(connection).get_columns(name, schema=schema or None)]
+    return next((c for c in columns
+                 if fold(c, parent.options.fold_identifiers) == key), None)
 
 
 def _count_hints(tables: list[TableHealth]) -> list[dict[str, Any]]:

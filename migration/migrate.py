@@ -8,13 +8,20 @@ batch in flight, and a rerun starts after the last committed one: no duplicates,
 
 from __future__ import annotations
 
+import contextlib
+import queue
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from operator import itemgetter
+from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, delete, table, text
-from sqlalchemy.exc import SQLAlchemyError
+import psycopg
+from sqlalchemy import Connection, Engine, Select, delete, table, text
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.engine.cursor import CursorFetchStrategy
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from pulsaride.engine.errors import BadInputError, PulsarideError
 
@@ -25,7 +32,7 @@ from .registry import DONE, Entry
 from .source import SourcePlan, plan_source
 from .tables import DLQ, ensure_tables
 from .transform import Field, RejectPolicy, Transform
-from .writer import TargetTable, dumps, reflect_target, write_rows
+from .writer import CopyText, TargetTable, dumps, reflect_target, write_rows
 
 
 class MigrationError(PulsarideError):
@@ -81,7 +88,7 @@ def migrate(request: MigrateRequest, on_progress: ProgressSink | None = None) ->
     target = open_engine(resolve_url(TARGET, request.target_url, transform.target_url))
     try:
         return _Copy(request, source, target, on_progress or (lambda _p: None)).run()
-    except SQLAlchemyError as exc:
+    except (SQLAlchemyError, psycopg.Error) as exc:  # psycopg's own: from COPY (writer.py)
         raise MigrationError(f"{transform.name}: database error: {_first_line(exc)}") from None
     finally:
         source.dispose()
@@ -173,43 +180,73 @@ class _Copy:
             self.transform.depends_on,
             [plan.positions[d.via] for d in self.transform.depends_on],
             target.qualified, {name: i for i, name in enumerate(target.columns)})
-        checkpoint = entry.checkpoint
-        while True:
-            rows = reader.execute(plan.batch(checkpoint, self.batch_size)).all()
-            if not rows:
-                return entry
-            checkpoint = [_plain(rows[-1][p]) for p in plan.key_positions]
-            entry = self._batch(plan, rows, entry, compute=compute, engine=engine,
-                                target=target, checkpoint=checkpoint)
-            self.on_progress(self.progress)
-            if len(rows) < self.batch_size:
-                return entry
+        with contextlib.ExitStack() as stack:
+            copy_text = None
+            if self.target.dialect.name == "postgresql" and not self.transform.depends_on:
+                # Every transformed row is written, in order: the reading thread can format
+                # the COPY data too (on a connection of its own, which sends nothing).
+                formatting = stack.enter_context(self.target.connect()).connection
+                assert formatting.driver_connection is not None
+                copy_text = CopyText(formatting.driver_connection)
+            batches = _Prefetch(self._read(reader, plan, compute, entry.checkpoint,
+                                           copy_text))
+            try:
+                for batch in batches:
+                    entry = self._batch(plan, batch, entry, engine=engine, target=target)
+                    self.on_progress(self.progress)
+            finally:
+                batches.close()
+        return entry
 
-    def _batch(self, plan: SourcePlan, rows: Sequence[Any], entry: Entry, *,
-               compute: _RowMaker, engine: deferral.DeferralEngine, target: TargetTable,
-               checkpoint: list[Any]) -> Entry:
-        made, rejected = compute.rows(rows)
+    def _read(self, reader: Connection, plan: SourcePlan, compute: _RowMaker,
+              checkpoint: list[Any] | None, copy_text: CopyText | None) -> Iterator[_Batch]:
+        """The source's batches after `checkpoint`, in key order, transformed (and formatted
+        for COPY with `copy_text`, if given)."""
+        while True:
+            rows = _fetch_all(reader, plan.batch(checkpoint, self.batch_size))
+            if not rows:
+                return
+            checkpoint = [_plain(rows[-1][p]) for p in plan.key_positions]
+            made, rejected = compute.rows(rows)
+            copy_data = None
+            if copy_text is not None:
+                copy_data = copy_text.format([v for v in made if v is not None] if rejected
+                                             else cast("list[tuple[Any, ...]]", made))
+            yield _Batch(rows, made, rejected, checkpoint, copy_data)
+            if len(rows) < self.batch_size:
+                return
+
+    def _batch(self, plan: SourcePlan, batch: _Batch, entry: Entry, *,
+               engine: deferral.DeferralEngine, target: TargetTable) -> Entry:
+        rows, made, rejected = batch.rows, batch.made, batch.rejected
         if rejected and self.transform.reject_policy is RejectPolicy.FAIL:
             index, why = rejected[0]
             key = [rows[index][p] for p in plan.key_positions]
             raise MigrationError(f"{self.transform.name}: the row with key {key} cannot be "
                                  f"transformed: {why} (reject_policy: FAIL_ROW sends such rows "
                                  "to pulsaride_dlq instead); nothing of its batch was written")
-        good = [(i, values) for i, values in enumerate(made) if values is not None]
+        good_rows: Sequence[Any] = rows
+        good = cast("list[tuple[Any, ...]]", made)  # every row was transformed
+        if rejected:
+            kept = [i for i, values in enumerate(made) if values is not None]
+            good_rows, good = [rows[i] for i in kept], [good[i] for i in kept]
         with self.target.begin() as connection:
-            sorted_ = engine.sort(connection, [rows[i] for i, _ in good],
-                                  [values for _, values in good], target.columns)
+            sorted_ = engine.sort(connection, good_rows, good, target.columns)
+            # `ready` is in writing order (parents of this batch first): `good` as it is
+            # only when that is the source order.
+            in_order = sorted_.ready == list(range(len(good)))
             write_rows(connection, target, target.columns,
-                       [good[i][1] for i in sorted_.ready])
+                       good if in_order else [good[i] for i in sorted_.ready],
+                       copy_data=batch.copy_data if in_order else None)
             deferral.park(connection, self.transform.name, target.qualified,
                           [p for _, p in sorted_.parked])
             letters = [(rows[i], "TRANSFORM_ERROR", why) for i, why in rejected] + \
-                      [(rows[good[i][0]], "FK_MISSING", why) for i, why in sorted_.failed]
+                      [(good_rows[i], "FK_MISSING", why) for i, why in sorted_.failed]
             self._dead_letters(connection, plan, target, letters)
             delta = {"rows_read": len(rows), "rows_written": len(sorted_.ready),
                      "rows_deferred": len(sorted_.parked), "rows_rejected": len(letters),
                      "rows_skipped": sorted_.skipped}
-            entry = registry.commit_batch(connection, entry, checkpoint, delta)
+            entry = registry.commit_batch(connection, entry, batch.checkpoint, delta)
             replayed = deferral.replay(connection, blocking_table=target.qualified)
         self.progress.read += delta["rows_read"]
         self.progress.written += delta["rows_written"] + replayed.written.get(
@@ -250,31 +287,52 @@ class _RowMaker:
             self._step(f, positions) for f in fields]
         self.names = [f.name for f in fields]
         self.empty_as_null = empty_as_null
+        # Identity fields only (the common case): one C call per row builds the target row,
+        # or none at all when the source row is the target row already.
+        self.pick: Callable[[Sequence[Any]], tuple[Any, ...]] | None = None
+        self.whole = False
+        if fields and all(f.evaluate is None for f in fields):
+            picked = [positions[f.sources[0]] for f in fields]
+            self.pick = _picker(picked)
+            self.whole = picked == list(range(len(positions)))
 
     @staticmethod
     def _step(field_: Field, positions: dict[Any, int]) -> Callable[[Sequence[Any]], Any]:
         indexes = [positions[ref] for ref in field_.sources]
         evaluate = field_.evaluate
         if evaluate is None:
+            return itemgetter(indexes[0])
+        if len(indexes) == 1:
             index = indexes[0]
-            return lambda row: row[index]
+            return lambda row: evaluate([row[index]])
         return lambda row: evaluate([row[i] for i in indexes])
 
     def rows(self, rows: Sequence[Sequence[Any]]) -> tuple[list[tuple[Any, ...] | None],
                                                            list[tuple[int, str]]]:
         """Target rows (None where a field failed) and (index, why) of the failures."""
-        made: list[tuple[Any, ...] | None] = []
+        if self.pick is not None:  # nothing can fail
+            made: list[tuple[Any, ...] | None]
+            if self.whole and rows and type(rows[0]) is tuple:  # plain rows from the driver
+                made = list(cast("Sequence[tuple[Any, ...]]", rows))
+            else:
+                made = list(map(self.pick, rows))
+            if self.empty_as_null:
+                made = [_nulls(values) if values is not None and "" in values else values
+                        for values in made]
+            return made, []
+        made = []
         failures: list[tuple[int, str]] = []
+        steps = self.steps
         for index, row in enumerate(rows):
             try:
-                values = tuple(step(row) for step in self.steps)
+                values = tuple([step(row) for step in steps])
             except (RowError, ValueError, TypeError, ArithmeticError) as exc:
                 field_name = self._failing_field(row)
                 failures.append((index, f"field {field_name}: {exc}"))
                 made.append(None)
                 continue
-            if self.empty_as_null:
-                values = tuple(None if v == "" else v for v in values)
+            if self.empty_as_null and "" in values:
+                values = _nulls(values)
             made.append(values)
         return made, failures
 
@@ -287,6 +345,104 @@ class _RowMaker:
         return "?"
 
 
+def _picker(indexes: list[int]) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
+    """A function of a row giving the tuple of its values at `indexes`."""
+    if len(indexes) == 1:
+        index = indexes[0]
+        return lambda row: (row[index],)
+    return itemgetter(*indexes)
+
+
+def _nulls(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Empty strings as NULL."""
+    return tuple([None if v == "" else v for v in values])
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """Rows read from the source, their target rows, and the checkpoint after them."""
+
+    rows: Sequence[Sequence[Any]]
+    made: list[tuple[Any, ...] | None]  # None where a field failed
+    rejected: list[tuple[int, str]]  # (index, why)
+    checkpoint: list[Any]
+    copy_data: bytes | None = None  # the transformed rows as COPY text data (writer.CopyText)
+
+
+def _fetch_all(connection: Connection, query: Select[Any]) -> Sequence[Sequence[Any]]:
+    """Every row of `query`, as the driver gives them (plain tuples: building SQLAlchemy Row
+    objects would cost about as much as reading the rows)."""
+    result = connection.execute(query)
+    if not (isinstance(result, CursorResult) and result.cursor is not None
+            and type(result.cursor_strategy) is CursorFetchStrategy):
+        return result.all()
+    dbapi_error = connection.dialect.loaded_dbapi.Error
+    try:
+        rows: Sequence[Sequence[Any]] = result.cursor.fetchall()
+    except dbapi_error as exc:
+        raise DBAPIError.instance(str(query), None, exc, dbapi_error) from exc
+    finally:
+        result.close()
+    return rows
+
+
+class _Prefetch:
+    """Runs a generator of batches one step ahead in a thread, so reading and transforming
+    the next batch overlaps writing this one (the target's server works meanwhile).
+
+    Batches come out in order; an exception of the generator comes out where it happened,
+    after the batches before it. `close()` stops the thread (at its next batch).
+    """
+
+    _END = object()
+
+    def __init__(self, batches: Iterator[_Batch], ahead: int = 1) -> None:
+        self._batches = batches
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=ahead)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pt-migrate-reader",
+                                        daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            for batch in self._batches:
+                if not self._put(batch):
+                    return
+        except BaseException as exc:  # handed over to the consumer, raised there
+            self._put(_Raised(exc))
+            return
+        self._put(self._END)
+
+    def _put(self, item: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __iter__(self) -> Iterator[_Batch]:
+        while True:
+            item = self._queue.get()
+            if item is self._END:
+                return
+            if isinstance(item, _Raised):
+                raise item.error
+            yield item
+
+    def close(self) -> None:
+        """Stop reading ahead and wait for the thread (it ends after its current batch)."""
+        self._stop.set()
+        self._thread.join()
+
+
+@dataclass(frozen=True)
+class _Raised:
+    error: BaseException
+
+
 def _plain(value: Any) -> Any:
     """A checkpoint value that survives JSON (dates as ISO text, decimals as text)."""
     if isinstance(value, int | float | str) or value is None:
@@ -294,7 +450,7 @@ def _plain(value: Any) -> Any:
     return str(value) if not hasattr(value, "isoformat") else value.isoformat()
 
 
-def _first_line(exc: SQLAlchemyError) -> str:
+def _first_line(exc: Exception) -> str:
     original = getattr(exc, "orig", None)
     return str(original if original is not None else exc).strip().splitlines()[0]
 

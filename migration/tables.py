@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Engine,
@@ -91,6 +92,7 @@ CUTOVER = Table(
     Column("transform", String(200), nullable=False),
     Column("target_table", String(200), nullable=False),
     Column("sequences", Text, nullable=False),  # JSON: what was advanced, from, to
+    Column("verified", Boolean, nullable=False, default=True),  # False: --no-verify
     Column("run_id", String(64)),
     Column("by", String(200)),
     Column("created_at", DateTime(timezone=True), nullable=False),

@@ -146,6 +146,7 @@ def load_transform(path: Path) -> Transform:
     document = load_yaml(data, str(path))
     if not isinstance(document, dict):
         raise TransformError(str(path), ["a transform file is a mapping with at least 'sources'"])
+    _unbool_join_keys(document)
     problems = _schema_problems(document)
     if problems:
         raise TransformError(str(path), problems)
@@ -159,6 +160,14 @@ def load_transform(path: Path) -> Transform:
 def fold(name: str, enabled: bool = True) -> str:
     """The target spelling of a source identifier: unquoted UPPER names become lower case."""
     return name.lower() if enabled and name == name.upper() else name
+
+
+def _unbool_join_keys(document: dict[str, Any]) -> None:
+    """YAML 1.1 reads a bare `on` key as the boolean true; in a join it is the condition."""
+    joins = document.get("joins")
+    for join in joins if isinstance(joins, list) else ():
+        if isinstance(join, dict) and True in join and "on" not in join:
+            join["on"] = join.pop(True)
 
 
 def _schema_problems(document: Mapping[str, Any]) -> list[str]:

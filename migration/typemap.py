@@ -36,14 +36,18 @@ def postgres_type(declared: str) -> Mapped:  # noqa: PLR0912 - a table of cases
     precision = int(match["p"]) if match["p"] and match["p"] != "*" else None
     scale = int(match["s"]) if match["s"] else None
     rest = match["rest"].upper()
+    # MariaDB/MySQL: `INT UNSIGNED` (no width) ends up in the name, `INT(10) UNSIGNED` in rest.
+    unsigned = "UNSIGNED" in name.split() or "UNSIGNED" in rest.split()
+    name = " ".join(w for w in name.split() if w not in ("UNSIGNED", "SIGNED", "ZEROFILL"))
     if name in ("NUMBER", "NUMERIC", "DECIMAL", "DEC"):
         return _number(precision, scale)
     if name in ("INTEGER", "INT", "INT4", "MEDIUMINT"):
-        return Mapped("integer")
+        return Mapped("bigint" if unsigned and name != "MEDIUMINT" else "integer")
     if name in ("BIGINT", "INT8"):
-        return Mapped("bigint")
+        return Mapped("numeric(20)", "BIGINT UNSIGNED exceeds bigint") if unsigned else \
+            Mapped("bigint")
     if name in ("SMALLINT", "INT2"):
-        return Mapped("smallint")
+        return Mapped("integer" if unsigned else "smallint")
     if name == "TINYINT":
         return Mapped("boolean", "TINYINT(1) read as boolean") if precision == 1 else \
             Mapped("smallint")
@@ -71,8 +75,10 @@ def postgres_type(declared: str) -> Mapped:  # noqa: PLR0912 - a table of cases
         return Mapped("timestamp")
     if name.startswith("TIMESTAMP"):
         return _timestamp(name, precision, rest)
-    if name in ("TIME", "TIMETZ"):
-        return Mapped("time")
+    if name in ("TIME", "TIMETZ") or name.startswith("TIME WITH"):
+        # PostgreSQL spells its own types TIME WITHOUT TIME ZONE / TIME WITH TIME ZONE.
+        zoned = name == "TIMETZ" or name.startswith("TIME WITH TIME ZONE")
+        return Mapped("timetz" if zoned else "time")
     if name in ("JSON", "JSONB"):
         return Mapped("jsonb")
     if name == "UUID":
@@ -98,7 +104,7 @@ def _number(precision: int | None, scale: int | None) -> Mapped:
 
 def _timestamp(name: str, precision: int | None, rest: str) -> Mapped:
     zone = "WITH TIME ZONE" in f"{name} {rest}" or name == "TIMESTAMPTZ" or \
-        "WITH LOCAL TIME ZONE" in rest
+        "WITH LOCAL TIME ZONE" in f"{name} {rest}"
     base = "timestamptz" if zone else "timestamp"
     if precision is not None and precision != 6:
         return Mapped(f"{base}({min(precision, 6)})")

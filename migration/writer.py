@@ -8,6 +8,7 @@ types (ISO dates, decimal strings), as `COPY ... FROM STDIN` would.
 from __future__ import annotations
 
 import base64
+import io
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,7 +17,9 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
+from psycopg import Connection as PgConnection
 from psycopg import sql
+from psycopg.copy import Copy, FileWriter
 from sqlalchemy import Connection, MetaData, Table, column, insert, table
 from sqlalchemy.exc import NoSuchTableError
 
@@ -74,19 +77,22 @@ def reflect_target(connection: Connection, qualified: str, wanted: Sequence[str]
 
 
 def write_rows(connection: Connection, target: TargetTable, columns: Sequence[str],
-               rows: Sequence[Sequence[Any]]) -> None:
-    """Write `rows` (values in `columns` order) into `target`, in the current transaction."""
+               rows: Sequence[Sequence[Any]], *, copy_data: bytes | None = None) -> None:
+    """Write `rows` (values in `columns` order) into `target`, in the current transaction.
+
+    `copy_data`, for a PostgreSQL target: the same rows already formatted by `CopyText`.
+    """
     if not rows:
         return
     if connection.dialect.name == "postgresql":
-        _copy(connection, target, columns, rows)
+        _copy(connection, target, columns, rows, copy_data)
     else:
         clause = table(target.name, *(column(c) for c in columns), schema=target.schema)
         connection.execute(insert(clause), [dict(zip(columns, row, strict=True)) for row in rows])
 
 
 def _copy(connection: Connection, target: TargetTable, columns: Sequence[str],
-          rows: Sequence[Sequence[Any]]) -> None:
+          rows: Sequence[Sequence[Any]], copy_data: bytes | None) -> None:
     name = sql.Identifier(target.schema, target.name) if target.schema else \
         sql.Identifier(target.name)
     statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
@@ -94,8 +100,33 @@ def _copy(connection: Connection, target: TargetTable, columns: Sequence[str],
     raw = connection.connection.driver_connection
     assert raw is not None
     with raw.cursor() as cursor, cursor.copy(statement) as copy:
+        if copy_data is not None:
+            copy.write(copy_data)
+            return
+        write = copy.write_row
         for row in rows:
-            copy.write_row(row)
+            write(row)
+
+
+class CopyText:
+    """Formats rows as `COPY ... FROM STDIN` text data, with the dumpers of a PostgreSQL
+    connection (psycopg's, as `Copy.write_row` uses them), without talking to the server:
+    a thread can prepare the next batch's data while the connection writes this one.
+
+    Use it from one thread at a time; the connection must stay open.
+    """
+
+    def __init__(self, connection: PgConnection[Any]) -> None:
+        self._cursor = connection.cursor()
+
+    def format(self, rows: Sequence[Sequence[Any]]) -> bytes:
+        """The COPY text data of `rows`."""
+        buffer = io.BytesIO()
+        with Copy(self._cursor, writer=FileWriter(buffer)) as copy:
+            write = copy.write_row
+            for row in rows:
+                write(row)
+        return buffer.getvalue()
 
 
 # ---- values kept as JSON (deferred rows, dead letters) -------------------------------------
