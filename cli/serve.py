@@ -11,6 +11,8 @@ import click
 from pulsaride.engine.layout import DEFAULT_STATE_DIR, StateDir
 from pulsaride.engine.loader import load_pipeline_file
 
+GRACEFUL_SHUTDOWN_SECONDS = 2
+
 
 @click.command("serve")
 @click.option("--state-dir", type=click.Path(path_type=Path, file_okay=False),
@@ -49,13 +51,19 @@ def serve_command(state_dir: Path | None, pipeline_file: Path | None, folder: Pa
     state = StateDir((state_dir or base / DEFAULT_STATE_DIR).absolute())
     health = HealthSource(transforms=(folder or base).absolute(), target_url=target_url,
                           source_url=source_url, pipeline_file=pipeline_file)
-    app = create_app(DashboardConfig(state=state, health=health))
+    server: uvicorn.Server | None = None
+    app = create_app(DashboardConfig(state=state, health=health, stopping=lambda: bool(
+        server is not None and server.should_exit)))
     if not _loopback(host):
         click.echo(f"warning: serving on {host}: anyone who can reach it sees the runs",
                    err=True)
     click.echo(f"pt serve: http://{host}:{port}/ (runs in {state.runs}); Ctrl-C to stop",
                err=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    # An open page holds a server-sent event stream; the streams end when the server is
+    # asked to stop (stopping= above), and the timeout bounds whatever else is still open.
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
+                                           timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS))
+    server.run()
 
 
 def _loopback(host: str) -> bool:

@@ -9,9 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pulsaride.engine.errors import PulsarideError
+from pulsaride.engine.errors import PulsarideError, RunIdError
 from pulsaride.engine.layout import StateDir
 from pulsaride.engine.operations import read_run, utc_now
+from pulsaride.engine.store import check_run_id
 
 from .facts import RunFacts
 from .history import damaged_row, run_row
@@ -34,6 +35,29 @@ def history_rows(state: StateDir, pipeline_path: Path | None = None) -> list[dic
                                     summary.started_by, str(exc)))
             continue
         rows.append(run_row(view.run, RunFacts.collect(view.events), active=view.active))
+    if wanted is None:
+        rows += _unlisted(state, {row["pipeline_run_id"] for row in rows})
+    return rows
+
+
+def _unlisted(state: StateDir, listed: set[str]) -> list[dict[str, Any]]:
+    """Damaged rows for the run files whose first line does not even say which run and
+    pipeline they are (empty, torn or garbled from the start): listed last, never left out."""
+    rows = []
+    for path in sorted(state.runs.glob("*.jsonl")) if state.runs.is_dir() else []:
+        run_id = path.stem
+        if run_id in listed or not path.is_file():
+            continue
+        try:
+            check_run_id(run_id)
+        except RunIdError:
+            continue
+        try:
+            read_run(None, state.root, run_id)
+            problem = f"{path}: line 1: does not start run {run_id}"
+        except PulsarideError as exc:
+            problem = str(exc)
+        rows.append(damaged_row(run_id, "", "", "", problem))
     return rows
 
 

@@ -9,8 +9,8 @@ A damaged run file shows as such; it never takes the server down.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,9 @@ class DashboardConfig:
 
     state: StateDir
     health: HealthSource | None = None
+    # True once the server is asked to stop: open event streams then end, so that Ctrl-C
+    # does not wait for every browser tab to close.
+    stopping: Callable[[], bool] = field(default=lambda: False)
 
 
 def create_app(config: DashboardConfig) -> Starlette:
@@ -50,6 +53,7 @@ def create_app(config: DashboardConfig) -> Starlette:
         Route("/", _page(config, _runs_page)),
         Route("/runs/{run_id}", _page(config, _run_page)),
         Route("/runs/{run_id}/live", _page(config, _run_live)),
+        Route("/runs/{run_id}/timeline", _page(config, _run_timeline)),
         Route("/runs/{run_id}/jobs/{job}/log", _page(config, _job_log)),
         Route("/live", _page(config, _runs_live)),
         Route("/events", _events(config)),
@@ -100,13 +104,23 @@ def _run_context(config: DashboardConfig, request: Request) -> dict[str, Any]:
     run_id = _run_id(config, request)
     context: dict[str, Any] = {"run_id": run_id, "health": _health(config), "damaged": None}
     try:
-        document = run_document(config.state, run_id, with_timeline=True)
+        # The timeline (one row per line: thousands on a big run) loads when it is opened.
+        document = run_document(config.state, run_id)
     except PulsarideError as exc:
         context["damaged"] = str(exc)
         return context
     context.update(document=document, dag=render_dag(document),
                    approve=_approve_command(document, config))
     return context
+
+
+def _run_timeline(config: DashboardConfig, request: Request) -> Response:
+    run_id = _run_id(config, request)
+    try:
+        document = run_document(config.state, run_id, with_timeline=True)
+    except PulsarideError as exc:
+        raise HTTPException(409, f"run {run_id} cannot be read: {exc}") from None
+    return TEMPLATES.TemplateResponse(request, "_timeline.html", {"document": document})
 
 
 def _approve_command(document: dict[str, Any], config: DashboardConfig) -> str:
@@ -202,19 +216,22 @@ def _events(config: DashboardConfig) -> Any:
                 check_run_id(run_id)
             except RunIdError:
                 raise HTTPException(400, "invalid run id") from None
-        return StreamingResponse(_changes(request, config.state, run_id),
+        return StreamingResponse(_changes(request, config, run_id),
                                  media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache"})
 
     return endpoint
 
 
-async def _changes(request: Request, state: StateDir, run_id: str | None) -> AsyncIterator[str]:
-    """An event whenever the watched run file (or any run file) changes."""
+async def _changes(request: Request, config: DashboardConfig,
+                   run_id: str | None) -> AsyncIterator[str]:
+    """An event whenever the watched run file (or any run file) changes, until the client
+    goes away or the server stops."""
+    state = config.state
     last = _fingerprint(state, run_id)
     quiet = 0.0
     yield "retry: 2000\n\n"
-    while not await request.is_disconnected():
+    while not config.stopping() and not await request.is_disconnected():
         await asyncio.sleep(EVENT_POLL_SECONDS)
         current = _fingerprint(state, run_id)
         if current != last:
