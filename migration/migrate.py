@@ -9,29 +9,25 @@ batch in flight, and a rerun starts after the last committed one: no duplicates,
 from __future__ import annotations
 
 import contextlib
-import queue
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from operator import itemgetter
 from typing import Any, cast
 
 import psycopg
-from sqlalchemy import Connection, Engine, Select, delete, table, text
-from sqlalchemy.engine import CursorResult
-from sqlalchemy.engine.cursor import CursorFetchStrategy
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy import Connection, Engine, delete, table, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from pulsaride.engine.errors import BadInputError, PulsarideError
 
 from . import deferral, registry
 from .database import SOURCE, TARGET, describe, open_engine, resolve_url
-from .expressions import RowError
+from .reading import Prefetch, fetch_all
 from .registry import DONE, Entry
+from .rows import RowMaker
 from .source import SourcePlan, plan_source
 from .tables import DLQ, ensure_tables
-from .transform import Field, RejectPolicy, Transform
+from .transform import RejectPolicy, Transform
 from .writer import CopyText, TargetTable, dumps, reflect_target, write_rows
 
 
@@ -175,7 +171,7 @@ class _Copy:
 
     def _copy(self, reader: Connection, plan: SourcePlan, target: TargetTable,
               entry: Entry) -> Entry:
-        compute = _RowMaker(plan.fields, plan.positions, self._empty_as_null())
+        compute = RowMaker(plan.fields, plan.positions, self._empty_as_null())
         engine = deferral.DeferralEngine(
             self.transform.depends_on,
             [plan.positions[d.via] for d in self.transform.depends_on],
@@ -188,7 +184,7 @@ class _Copy:
                 formatting = stack.enter_context(self.target.connect()).connection
                 assert formatting.driver_connection is not None
                 copy_text = CopyText(formatting.driver_connection)
-            batches = _Prefetch(self._read(reader, plan, compute, entry.checkpoint,
+            batches = Prefetch(self._read(reader, plan, compute, entry.checkpoint,
                                            copy_text))
             try:
                 for batch in batches:
@@ -198,12 +194,12 @@ class _Copy:
                 batches.close()
         return entry
 
-    def _read(self, reader: Connection, plan: SourcePlan, compute: _RowMaker,
+    def _read(self, reader: Connection, plan: SourcePlan, compute: RowMaker,
               checkpoint: list[Any] | None, copy_text: CopyText | None) -> Iterator[_Batch]:
         """The source's batches after `checkpoint`, in key order, transformed (and formatted
         for COPY with `copy_text`, if given)."""
         while True:
-            rows = _fetch_all(reader, plan.batch(checkpoint, self.batch_size))
+            rows = fetch_all(reader, plan.batch(checkpoint, self.batch_size))
             if not rows:
                 return
             checkpoint = [_plain(rows[-1][p]) for p in plan.key_positions]
@@ -278,86 +274,6 @@ class _Copy:
         return self.source.dialect.name == "oracle"
 
 
-class _RowMaker:
-    """Computes target rows from source rows (field values in target column order)."""
-
-    def __init__(self, fields: Sequence[Field], positions: dict[Any, int],
-                 empty_as_null: bool) -> None:
-        self.steps: list[Callable[[Sequence[Any]], Any]] = [
-            self._step(f, positions) for f in fields]
-        self.names = [f.name for f in fields]
-        self.empty_as_null = empty_as_null
-        # Identity fields only (the common case): one C call per row builds the target row,
-        # or none at all when the source row is the target row already.
-        self.pick: Callable[[Sequence[Any]], tuple[Any, ...]] | None = None
-        self.whole = False
-        if fields and all(f.evaluate is None for f in fields):
-            picked = [positions[f.sources[0]] for f in fields]
-            self.pick = _picker(picked)
-            self.whole = picked == list(range(len(positions)))
-
-    @staticmethod
-    def _step(field_: Field, positions: dict[Any, int]) -> Callable[[Sequence[Any]], Any]:
-        indexes = [positions[ref] for ref in field_.sources]
-        evaluate = field_.evaluate
-        if evaluate is None:
-            return itemgetter(indexes[0])
-        if len(indexes) == 1:
-            index = indexes[0]
-            return lambda row: evaluate([row[index]])
-        return lambda row: evaluate([row[i] for i in indexes])
-
-    def rows(self, rows: Sequence[Sequence[Any]]) -> tuple[list[tuple[Any, ...] | None],
-                                                           list[tuple[int, str]]]:
-        """Target rows (None where a field failed) and (index, why) of the failures."""
-        if self.pick is not None:  # nothing can fail
-            made: list[tuple[Any, ...] | None]
-            if self.whole and rows and type(rows[0]) is tuple:  # plain rows from the driver
-                made = list(cast("Sequence[tuple[Any, ...]]", rows))
-            else:
-                made = list(map(self.pick, rows))
-            if self.empty_as_null:
-                made = [_nulls(values) if values is not None and "" in values else values
-                        for values in made]
-            return made, []
-        made = []
-        failures: list[tuple[int, str]] = []
-        steps = self.steps
-        for index, row in enumerate(rows):
-            try:
-                values = tuple([step(row) for step in steps])
-            except (RowError, ValueError, TypeError, ArithmeticError) as exc:
-                field_name = self._failing_field(row)
-                failures.append((index, f"field {field_name}: {exc}"))
-                made.append(None)
-                continue
-            if self.empty_as_null and "" in values:
-                values = _nulls(values)
-            made.append(values)
-        return made, failures
-
-    def _failing_field(self, row: Sequence[Any]) -> str:
-        for name, step in zip(self.names, self.steps, strict=True):
-            try:
-                step(row)
-            except (RowError, ValueError, TypeError, ArithmeticError):
-                return name
-        return "?"
-
-
-def _picker(indexes: list[int]) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
-    """A function of a row giving the tuple of its values at `indexes`."""
-    if len(indexes) == 1:
-        index = indexes[0]
-        return lambda row: (row[index],)
-    return itemgetter(*indexes)
-
-
-def _nulls(values: tuple[Any, ...]) -> tuple[Any, ...]:
-    """Empty strings as NULL."""
-    return tuple([None if v == "" else v for v in values])
-
-
 @dataclass(frozen=True)
 class _Batch:
     """Rows read from the source, their target rows, and the checkpoint after them."""
@@ -367,80 +283,6 @@ class _Batch:
     rejected: list[tuple[int, str]]  # (index, why)
     checkpoint: list[Any]
     copy_data: bytes | None = None  # the transformed rows as COPY text data (writer.CopyText)
-
-
-def _fetch_all(connection: Connection, query: Select[Any]) -> Sequence[Sequence[Any]]:
-    """Every row of `query`, as the driver gives them (plain tuples: building SQLAlchemy Row
-    objects would cost about as much as reading the rows)."""
-    result = connection.execute(query)
-    if not (isinstance(result, CursorResult) and result.cursor is not None
-            and type(result.cursor_strategy) is CursorFetchStrategy):
-        return result.all()
-    dbapi_error = connection.dialect.loaded_dbapi.Error
-    try:
-        rows: Sequence[Sequence[Any]] = result.cursor.fetchall()
-    except dbapi_error as exc:
-        raise DBAPIError.instance(str(query), None, exc, dbapi_error) from exc
-    finally:
-        result.close()
-    return rows
-
-
-class _Prefetch:
-    """Runs a generator of batches one step ahead in a thread, so reading and transforming
-    the next batch overlaps writing this one (the target's server works meanwhile).
-
-    Batches come out in order; an exception of the generator comes out where it happened,
-    after the batches before it. `close()` stops the thread (at its next batch).
-    """
-
-    _END = object()
-
-    def __init__(self, batches: Iterator[_Batch], ahead: int = 1) -> None:
-        self._batches = batches
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=ahead)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="pt-migrate-reader",
-                                        daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            for batch in self._batches:
-                if not self._put(batch):
-                    return
-        except BaseException as exc:  # handed over to the consumer, raised there
-            self._put(_Raised(exc))
-            return
-        self._put(self._END)
-
-    def _put(self, item: Any) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def __iter__(self) -> Iterator[_Batch]:
-        while True:
-            item = self._queue.get()
-            if item is self._END:
-                return
-            if isinstance(item, _Raised):
-                raise item.error
-            yield item
-
-    def close(self) -> None:
-        """Stop reading ahead and wait for the thread (it ends after its current batch)."""
-        self._stop.set()
-        self._thread.join()
-
-
-@dataclass(frozen=True)
-class _Raised:
-    error: BaseException
 
 
 def _plain(value: Any) -> Any:

@@ -29,8 +29,8 @@ from sqlalchemy.types import NullType
 from .canonical import MASK64, ColumnRule, key_text, row_converter, row_hash, rule_for, sampled
 from .database import SOURCE, TARGET, open_engine, resolve_url
 from .deferral import existing_keys, norm
-from .migrate import _RowMaker
 from .registry import Entry, now, read_entry
+from .rows import RowMaker
 from .source import SourcePlan, plan_source
 from .tables import DEFERRED, DLQ, VALIDATION, ensure_tables
 from .transform import OnMissing, Transform
@@ -202,7 +202,7 @@ def source_rows(reader: Connection, transform: Transform,
                 plan: SourcePlan) -> Iterator[tuple[Sequence[Any], tuple[Any, ...]]]:
     """(source row, target row as the transform makes it), in source key order; rows the
     transform rejects are left out (they are counted as rejected)."""
-    maker = _RowMaker(plan.fields, plan.positions, empty_as_null(transform, reader.dialect.name))
+    maker = RowMaker(plan.fields, plan.positions, empty_as_null(transform, reader.dialect.name))
     checkpoint: list[Any] | None = None
     while True:
         rows = reader.execute(plan.batch(checkpoint, READ_BATCH)).all()
