@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, bindparam, column, delete, select, table, update
+from sqlalchemy import Connection, bindparam, column, delete, select, table, text, update
 
 from . import registry
 from .registry import now
@@ -27,6 +27,9 @@ from .writer import TargetTable, dumps, loads, reflect_target, write_rows
 
 LOOKUP_CHUNK = 1000
 REPLAY_BATCH = 5000
+# The PostgreSQL advisory lock that serialises replays across jobs (a constant of pt's: the
+# bytes of "pt-defer").
+REPLAY_LOCK = 0x70742D6465666572
 
 
 @dataclass(frozen=True)
@@ -189,6 +192,15 @@ class Replayed:
         return sum(self.written.values())
 
 
+def take_turn(connection: Connection) -> None:
+    """Wait for this transaction's turn to replay deferred rows (PostgreSQL; a no-op elsewhere,
+    where writers take turns anyway). A replay updates the registry rows of other transforms:
+    a transaction that will replay takes its turn before it updates its own registry row, so
+    two jobs never wait for each other."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": REPLAY_LOCK})
+
+
 def replay(connection: Connection, *, blocking_table: str | None = None,
            transform: str | None = None) -> Replayed:
     """Write every deferred row (blocked on `blocking_table`, or of `transform`) whose parents
@@ -196,7 +208,13 @@ def replay(connection: Connection, *, blocking_table: str | None = None,
 
     Rows written here may be the parents other rows wait for (a chain across tables: an order
     waits for a customer who waits for a referrer): rows blocked on every table written into
-    are replayed in turn, so the chain does not stop after its first link."""
+    are replayed in turn, so the chain does not stop after its first link.
+
+    On PostgreSQL, replays of concurrent jobs take turns (a transaction-scoped advisory lock,
+    held to the commit): each then sees what the ones before it committed. Without it, a job
+    parking a row and a job writing its parent at the same moment could each miss the other's
+    uncommitted work, and the row would wait forever."""
+    take_turn(connection)
     outcome = Replayed()
     todo: list[tuple[str | None, str | None]] = [(blocking_table, transform)]
     while todo:

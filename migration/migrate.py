@@ -242,6 +242,7 @@ class _Copy:
             delta = {"rows_read": len(rows), "rows_written": len(sorted_.ready),
                      "rows_deferred": len(sorted_.parked), "rows_rejected": len(letters),
                      "rows_skipped": sorted_.skipped}
+            deferral.take_turn(connection)  # before the registry row: see take_turn
             entry = registry.commit_batch(connection, entry, batch.checkpoint, delta)
             replayed = deferral.replay(connection, blocking_table=target.qualified)
         self.progress.read += delta["rows_read"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,9 +15,12 @@ from typing import Any
 
 import orjson
 import pytest
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, text
 
+from pulsaride.migration import deferral
+from pulsaride.migration.deferral import Parked
 from pulsaride.migration.migrate import MigrateRequest, migrate
+from pulsaride.migration.tables import ensure_tables
 from pulsaride.migration.transform import load_transform
 from tests.migration.conftest import (
     Db,
@@ -29,6 +33,7 @@ from tests.migration.conftest import (
     pt,
     pt_migrate,
     summary,
+    wait_for,
     write_transform,
 )
 
@@ -410,3 +415,48 @@ def test_rows_behind_many_blocked_rows_are_replayed(sqlite_db: Callable[[str], D
         migrate(MigrateRequest(load_transform(path), source.url, target.url))
     assert target.count("children") == 30
     assert target.count("pulsaride_deferred") == 70
+
+
+# ---- two jobs at the same moment ---------------------------------------------------------------
+
+
+def test_a_parent_written_while_its_child_is_being_parked_still_releases_the_child(
+        pg: Db) -> None:
+    """One job parks a child in a transaction not yet committed, while another job writes the
+    child's parent and replays what waits on it. That replay cannot see the uncommitted child,
+    and the parking job checked for the parent before it was committed: unless replays take
+    turns, neither writes the child and it waits forever (seen with a row-level cycle between
+    two tables copied in parallel)."""
+    parent_child_target(pg)
+    ensure_tables(pg.engine)
+    child = Parked(payload={"id": 1, "parent_id": 7, "label": "waits"},
+                   requirements=[("parents", "id", 7)], blocking=("parents", "id", 7),
+                   source_row=(1, 7, "waits"))
+    released: list[deferral.Replayed] = []
+
+    def write_the_parent() -> None:
+        with pg.engine.begin() as connection:
+            connection.execute(text("INSERT INTO parents VALUES (7, 'seven')"))
+            released.append(deferral.replay(connection, blocking_table="parents"))
+
+    with pg.engine.connect() as parking:
+        transaction = parking.begin()
+        deferral.park(parking, "children", "children", [child])
+        deferral.replay(parking, blocking_table="children")  # as after each batch
+        writer = threading.Thread(target=write_the_parent)
+        writer.start()
+        # The writer's replay has either run (it must not have, without seeing the child)
+        # or is waiting for the parking job's turn to end.
+        wait_for(lambda: not writer.is_alive() or _waiting_for_an_advisory_lock(pg),
+                 what="the writer's replay to run or wait")
+        transaction.commit()
+    writer.join(timeout=60)
+    assert not writer.is_alive()
+    assert pg.rows("SELECT * FROM children") == [(1, 7, "waits")]
+    assert pg.rows("SELECT count(*) FROM pulsaride_deferred") == [(0,)]
+    assert released[0].written == {"children": 1}
+
+
+def _waiting_for_an_advisory_lock(db: Db) -> bool:
+    return bool(db.rows("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                        "AND NOT granted")[0][0])
