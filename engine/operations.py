@@ -21,7 +21,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from .aggregate import JobState, PipelineRun
 from .changes import definition_changes
-from .errors import BadInputError, GateError, PipelineChangedError, RunFileError
+from .errors import (
+    BadInputError,
+    GateError,
+    PipelineChangedError,
+    RunFileError,
+    RunLockedError,
+)
 from .events import (
     JobApprovalRefused,
     JobApproved,
@@ -40,9 +46,9 @@ from .masking import YAML_MASK, Masker, mask_variables, secret_values
 from .model import Pipeline, When, definition_digest
 from .replay import quarantine_tail, replay
 from .runner import Clock, JobEnvironment, NullObserver, Runner, RunObserver, RunResult
-from .runstore import RunLog, RunOwnership, RunStore, open_store, safe_url
+from .runstore import POSTGRES_SCHEMES, RunLog, RunOwnership, RunStore, open_store, safe_url
 from .seal import Seal, append_seal, seals_path, sign
-from .store import Tail, check_run_id
+from .store import RunFile, RunLock, Tail, check_run_id
 from .times import format_time, parse_time
 from .transitions import DONE, REQUEUEABLE, RUNNING, WAITING
 
@@ -506,3 +512,30 @@ def _gate_hint(job: JobState) -> str:
     if job.status.value == "PENDING":
         return " (its needs are not met yet, or its stage has not started)"
     return ""
+
+
+def import_jsonl(path: Path, store: str) -> tuple[str, int]:
+    """Check the run file at `path` (chain, sequence, transitions) and store its lines, byte
+    for byte, in the shared `store`; return the run id and the number of lines."""
+    if not store.startswith(POSTGRES_SCHEMES):
+        raise BadInputError("import needs a shared store: --store postgresql://...")
+    run_id = check_run_id(path.name.removesuffix(".jsonl"))
+    if RunLock.is_held(path.with_name(f"{run_id}.lock")):
+        raise RunLockedError(f"run {run_id} is active; import it once its runner stopped")
+    run_file = RunFile.open(path, run_id)
+    try:
+        replay(run_file)
+        if run_file.tail is not None:
+            raise RunFileError(str(path), run_file.tail.first_line_no,
+                               "torn last line; resume the run (it sets the bytes aside) "
+                               "before importing it")
+        with path.open("rb") as handle:
+            data = handle.read(run_file.offset)
+    finally:
+        run_file.close()
+    lines = data.split(b"\n")[:-1]
+    from .pgstore import PostgresStore  # noqa: PLC0415 - psycopg only when asked for
+
+    with closing(PostgresStore.connect(store)) as runs:
+        runs.import_lines(run_id, lines)
+    return run_id, len(lines)
