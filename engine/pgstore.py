@@ -135,7 +135,7 @@ class PostgresStore:
         session = self.session()
         try:
             taken = session.execute("SELECT pg_try_advisory_lock(%s, %s)",
-                                    (_OWN, _key(run_id))).fetchone()
+                                    (_OWN, _key(self.schema, run_id))).fetchone()
             if not (taken and taken[0]):
                 holder = self._owner(session, run_id)
                 raise RunLockedError(
@@ -163,7 +163,7 @@ class PostgresStore:
                 "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
                 "AND classid = %s AND objid = %s AND objsubid = 2 "
                 "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-                (_OWN, _key(run_id))).fetchone()
+                (_OWN, _key(self.schema, run_id))).fetchone()
         return bool(row and row[0])
 
     def summaries(self) -> list[RunSummary]:
@@ -303,13 +303,13 @@ class PostgresRunLog:
         if self._lock_session is None:
             self._lock_session = self._store.session()
         session = self._lock_session
-        session.execute("SELECT pg_advisory_lock(%s, %s)", (_APPEND, _key(self.run_id)))
+        key = (_APPEND, _key(self._store.schema, self.run_id))
+        session.execute("SELECT pg_advisory_lock(%s, %s)", key)
         try:
             yield
         finally:
             with contextlib.suppress(psycopg.Error):
-                session.execute("SELECT pg_advisory_unlock(%s, %s)",
-                                (_APPEND, _key(self.run_id)))
+                session.execute("SELECT pg_advisory_unlock(%s, %s)", key)
 
     def append(self, events: Sequence[RecordedEvent]) -> list[bytes]:
         """Store `events` as one transaction; the (run, seq) key refuses a concurrent write."""
@@ -383,9 +383,11 @@ class _Watch:
         self._thread.join(timeout=5)
 
 
-def _key(run_id: str) -> int:
-    """A run's advisory lock key (31 bits of the SHA-256 of its id)."""
-    return int.from_bytes(hashlib.sha256(run_id.encode()).digest()[:4], "big") & 0x7FFF_FFFF
+def _key(schema: str, run_id: str) -> int:
+    """A run's advisory lock key: 31 bits of the SHA-256 of its schema and id (advisory
+    locks are per database; two runs sharing a key only share a lock, never lines)."""
+    name = f"{schema}/{run_id}".encode()
+    return int.from_bytes(hashlib.sha256(name).digest()[:4], "big") & 0x7FFF_FFFF
 
 
 def _parse(url: str) -> tuple[dict[str, Any], str]:
