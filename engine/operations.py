@@ -23,6 +23,7 @@ from .aggregate import JobState, PipelineRun
 from .changes import definition_changes
 from .errors import (
     BadInputError,
+    ExecutorError,
     GateError,
     PipelineChangedError,
     RunFileError,
@@ -398,8 +399,11 @@ def _executor_for(url: str | None) -> ExecutorFactory:
         address = "tcp://" + url.split("://", 1)[1]
 
         def dask_executor(masker: Masker, observer: RunObserver, lock: RunOwnership) -> Executor:
-            from .dask_executor import DaskExecutor  # noqa: PLC0415 - distributed when asked
-
+            try:
+                from .dask_executor import DaskExecutor  # noqa: PLC0415 - only when asked
+            except ImportError:
+                raise ExecutorError("the Dask executor needs the 'distributed' package: "
+                                    "pip install 'pulsaride[dask]'") from None
             return DaskExecutor(address, masker, on_output=observer.job_output)
 
         return dask_executor
