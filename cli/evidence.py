@@ -19,12 +19,14 @@ from pulsaride.engine.evidence import RunEvidence, load_evidence, write_bundle
 from pulsaride.engine.layout import StateDir
 from pulsaride.engine.operations import (
     Services,
+    import_jsonl,
     locate_run,
     read_run,
     seal_run,
     tool_version,
     utc_now,
 )
+from pulsaride.engine.runstore import safe_url as store_where
 from pulsaride.engine.seal import key_id, load_private_key, load_public_key
 from pulsaride.engine.times import format_time, parse_time
 from pulsaride.projections.export import export_csv, export_document
@@ -40,6 +42,10 @@ STATE_DIR = click.option(
     "--state-dir", type=click.Path(path_type=Path, file_okay=False), envvar="PT_STATE_DIR",
     help="Where runs are kept [default: .pulsaride beside FILE, or ./.pulsaride].")
 RUN_ID = click.option("--run-id", metavar="ID", help="The run [default: the latest run of FILE].")
+STORE = click.option(
+    "--store", metavar="URL", envvar="PT_STORE",
+    help="Read runs from this shared PostgreSQL database [default: the state dir's JSONL "
+         "files; env PT_STORE].")
 AS_JSON = click.option("--json", "as_json", is_flag=True, help="Print a JSON document.")
 
 BUNDLE_README = """\
@@ -63,13 +69,14 @@ in the lines that name them. verification.json is pt's own check of all of this 
 @click.option("--pubkey", type=click.Path(path_type=Path, dir_okay=False),
               help="Check the run's seals against this Ed25519 public key (PEM).")
 @STATE_DIR
+@STORE
 @AS_JSON
 def verify(pipeline_file: Path | None, run_id: str | None, pubkey: Path | None,
-           state_dir: Path | None, as_json: bool) -> None:
+           state_dir: Path | None, store: str | None, as_json: bool) -> None:
     """Check a run's evidence: schema, hash chain, sequence, transitions, the pipeline file
     as run, job logs and (with --pubkey) seals. Exit 1 on any finding."""
-    state, run_id = locate_run(pipeline_file, state_dir, run_id)
-    evidence = load_evidence(state, run_id)
+    state, run_id = locate_run(pipeline_file, state_dir, run_id, store or None)
+    evidence = load_evidence(state, run_id, store or None)
     report = _verify(evidence, pubkey, pipeline_file)
     if as_json:
         _print_json(report.document())
@@ -81,28 +88,32 @@ def verify(pipeline_file: Path | None, run_id: str | None, pubkey: Path | None,
 @click.command()
 @OPTIONAL_FILE
 @STATE_DIR
+@STORE
 @AS_JSON
-def history(pipeline_file: Path | None, state_dir: Path | None, as_json: bool) -> None:
-    """Every run of FILE (or of the state dir), oldest first: who, when, outcome, counts."""
+def history(pipeline_file: Path | None, state_dir: Path | None, store: str | None,
+            as_json: bool) -> None:
+    """Every run of FILE (or of the state dir or store), oldest first: who, when, outcome,
+    counts."""
     state = _state(pipeline_file, state_dir)
-    rows = history_rows(state, pipeline_file)
+    rows = history_rows(state, pipeline_file, store or None)
     if as_json:
         _print_json(history_document(rows))
     elif rows:
         click.echo(render_history(rows))
     else:
-        click.echo(f"no runs in {state.runs}")
+        click.echo(f"no runs in {store_where(store) if store else state.runs}")
 
 
 @click.command()
 @OPTIONAL_FILE
 @RUN_ID
 @STATE_DIR
+@STORE
 @AS_JSON
 def show(pipeline_file: Path | None, run_id: str | None, state_dir: Path | None,
-         as_json: bool) -> None:
+         store: str | None, as_json: bool) -> None:
     """One run as a timeline: every transition with time, attempt, exit code, error, actor."""
-    view = read_run(pipeline_file, state_dir, run_id, with_events=True)
+    view = read_run(pipeline_file, state_dir, run_id, with_events=True, store=store or None)
     entries = timeline(view.events)
     if as_json:
         _print_json({"schema": "pulsaride.timeline/1", "pipeline_run_id": view.run.id,
@@ -114,27 +125,34 @@ def show(pipeline_file: Path | None, run_id: str | None, state_dir: Path | None,
 @click.command()
 @OPTIONAL_FILE
 @RUN_ID
-@click.option("--format", "fmt", type=click.Choice(["json", "csv", "bundle"]), required=True,
+@click.option("--format", "fmt", type=click.Choice(["json", "csv", "bundle", "jsonl"]),
+              required=True,
               help="json: the replayed run; csv: one row per transition; bundle: a .tar.gz "
-                   "evidence package checkable with sha256sum -c.")
+                   "evidence package checkable with sha256sum -c; jsonl: the run's lines "
+                   "byte for byte (a run file 'pt pipeline verify' checks).")
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
               help="Write here [default: stdout; bundle: ./pulsaride-run-ID.tar.gz].")
 @STATE_DIR
+@STORE
 def export(pipeline_file: Path | None, run_id: str | None, fmt: str, output: Path | None,
-           state_dir: Path | None) -> None:
-    """Export a run for compliance as JSON, CSV or an evidence bundle."""
-    state, run_id = locate_run(pipeline_file, state_dir, run_id)
-    evidence = load_evidence(state, run_id)
+           state_dir: Path | None, store: str | None) -> None:
+    """Export a run for compliance as JSON, CSV, JSONL or an evidence bundle."""
+    store = store or None
+    state, run_id = locate_run(pipeline_file, state_dir, run_id, store)
+    evidence = load_evidence(state, run_id, store)
+    if fmt == "jsonl":
+        _emit(evidence.data, output)
+        return
     if fmt == "csv":
         _emit(export_csv(_records(evidence)).encode(), output)
         return
     report = _verify(evidence, None, pipeline_file)
     if fmt == "json":
-        _emit(_export_json(state, run_id, report) + b"\n", output)
+        _emit(_export_json(state, run_id, report, store=store) + b"\n", output)
         return
     target = output or Path(f"pulsaride-run-{run_id}.tar.gz")
     as_of = _last_time(evidence)
-    extra = _bundle_extras(state, evidence, report, as_of)
+    extra = _bundle_extras(state, evidence, report, as_of, store)
     manifest = write_bundle(evidence, extra, target, mtime=as_of.timestamp())
     click.echo(f"wrote {target}: {len(manifest)} files, verification "
                f"{'passed' if report.ok else 'FAILED'}; check it with: "
@@ -148,14 +166,15 @@ def export(pipeline_file: Path | None, run_id: str | None, fmt: str, output: Pat
 @click.option("--key", "key_path", required=True, type=click.Path(path_type=Path, dir_okay=False),
               help="Ed25519 private key (PEM), e.g. from 'pt pipeline keygen'.")
 @STATE_DIR
+@STORE
 @AS_JSON
 def seal(pipeline_file: Path | None, run_id: str | None, key_path: Path,
-         state_dir: Path | None, as_json: bool) -> None:
+         state_dir: Path | None, store: str | None, as_json: bool) -> None:
     """Sign a run's current chain head, so that cutting the file or rewriting the chain is
     detected by 'pt pipeline verify --pubkey'."""
-    state, run_id = locate_run(pipeline_file, state_dir, run_id)
+    state, run_id = locate_run(pipeline_file, state_dir, run_id, store or None)
     sealed = seal_run(None, state_dir=state.root, run_id=run_id,
-                      key=load_private_key(key_path), services=Services())
+                      key=load_private_key(key_path), services=Services(), store=store or None)
     if as_json:
         _print_json(sealed.__dict__)
     else:
@@ -181,6 +200,18 @@ def keygen(out: Path) -> None:
     Path(f"{out}.pub").write_bytes(public)
     click.echo(f"wrote {out} (private, keep it safe) and {out}.pub; key id "
                f"{key_id(key.public_key())}")
+
+
+@click.command("import")
+@click.argument("run_file", metavar="RUN_FILE", type=click.Path(path_type=Path, dir_okay=False,
+                                                                exists=True))
+@click.option("--store", metavar="URL", envvar="PT_STORE", required=True,
+              help="The PostgreSQL store to move the run into [env PT_STORE].")
+def import_run(run_file: Path, store: str) -> None:
+    """Copy a run's JSONL file (RUN_FILE, named <run-id>.jsonl) into a shared store, byte for
+    byte, after checking its chain. Job logs stay in the state dir."""
+    run_id, lines = import_jsonl(run_file, store)
+    click.echo(f"imported run {run_id}: {lines} lines into {store_where(store)}")
 
 
 # ---- helpers -------------------------------------------------------------------------------
@@ -231,15 +262,15 @@ def _records(evidence: RunEvidence) -> list[dict[str, Any]]:
 
 
 def _export_json(state: StateDir, run_id: str, report: VerifyReport,
-                 at: datetime | None = None) -> bytes:
-    view = read_run(None, state.root, run_id, with_events=True)
+                 at: datetime | None = None, store: str | None = None) -> bytes:
+    view = read_run(None, state.root, run_id, with_events=True, store=store)
     document = export_document(view.run, RunFacts.collect(view.events), report.document(),
                                exported_at=at or utc_now(), tool_version=tool_version())
     return orjson.dumps(document, option=orjson.OPT_INDENT_2)
 
 
 def _bundle_extras(state: StateDir, evidence: RunEvidence, report: VerifyReport,
-                   as_of: datetime) -> dict[str, bytes]:
+                   as_of: datetime, store: str | None) -> dict[str, bytes]:
     """The bundle's own files; deterministic: no time in them is the time of export."""
     at = format_time(as_of)
     extra = {
@@ -250,7 +281,7 @@ def _bundle_extras(state: StateDir, evidence: RunEvidence, report: VerifyReport,
                                            version=tool_version()).encode(),
     }
     try:
-        extra["export.json"] = _export_json(state, evidence.run_id, report, as_of)
+        extra["export.json"] = _export_json(state, evidence.run_id, report, as_of, store)
     except PulsarideError as exc:
         extra["export-error.txt"] = f"the run could not be replayed: {exc}\n".encode()
     return extra

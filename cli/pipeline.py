@@ -32,7 +32,7 @@ from pulsaride.engine.runner import Runner, RunResult
 from pulsaride.engine.seal import load_private_key
 from pulsaride.projections.status import render_status, status_document
 
-from .evidence import export, history, keygen, seal, show, verify
+from .evidence import export, history, import_run, keygen, seal, show, verify
 from .reporter import ProgressReporter
 
 FILE_ARGUMENT = click.argument(
@@ -45,6 +45,14 @@ JSON_OPTION = click.option("--json", "as_json", is_flag=True,
 SEAL_KEY_OPTION = click.option(
     "--seal-key", type=click.Path(path_type=Path, dir_okay=False), envvar="PT_SEAL_KEY",
     help="Sign the chain head at every checkpoint with this Ed25519 key [env PT_SEAL_KEY].")
+STORE_OPTION = click.option(
+    "--store", metavar="URL", envvar="PT_STORE",
+    help="Keep the run's lines in this shared PostgreSQL database (postgresql://USER@HOST:PORT/"
+         "DB[?schema=S]) [default: JSONL files in the state dir; env PT_STORE].")
+EXECUTOR_OPTION = click.option(
+    "--executor", metavar="URL", envvar="PT_EXECUTOR",
+    help="Run jobs on a Dask cluster (dask://HOST:PORT) [default: local processes; "
+         "env PT_EXECUTOR].")
 RUN_ID_OPTION = click.option("--run-id", metavar="ID",
                              help="The run [default: the latest run of FILE].")
 
@@ -63,19 +71,22 @@ def pipeline() -> None:
               help="At a manual gate, stop with exit code 3 instead of waiting for approval.")
 @click.option("--quiet", "-q", is_flag=True, help="Do not echo job output.")
 @STATE_DIR_OPTION
+@STORE_OPTION
+@EXECUTOR_OPTION
 @SEAL_KEY_OPTION
 @JSON_OPTION
 def run(pipeline_file: Path, parallelism: int, run_id: str | None, no_wait: bool, quiet: bool,
-        state_dir: Path | None, seal_key: Path | None, as_json: bool) -> None:
+        state_dir: Path | None, store: str | None, executor: str | None, seal_key: Path | None,
+        as_json: bool) -> None:
     """Run the pipeline FILE: stages in order, jobs in parallel as their needs allow.
 
     The run id is printed first; resume it later with 'pt pipeline resume FILE --run-id ID'.
     """
-    request = _request(pipeline_file, state_dir, parallelism, not no_wait)
+    request = _request(pipeline_file, state_dir, parallelism, not no_wait, store, executor)
     reporter = _reporter(pipeline_file, state_dir, as_json, quiet)
     services = Services(observer=reporter, seal_key=_seal_key(seal_key))
     runner = start_run(request, services, run_id)
-    _finish(_execute(runner), pipeline_file, state_dir, as_json)
+    _finish(_execute(runner), pipeline_file, state_dir, as_json, store)
 
 
 @pipeline.command()
@@ -92,37 +103,41 @@ def run(pipeline_file: Path, parallelism: int, run_id: str | None, no_wait: bool
               help="At a manual gate, stop with exit code 3 instead of waiting for approval.")
 @click.option("--quiet", "-q", is_flag=True, help="Do not echo job output.")
 @STATE_DIR_OPTION
+@STORE_OPTION
+@EXECUTOR_OPTION
 @SEAL_KEY_OPTION
 @JSON_OPTION
 def resume(pipeline_file: Path, run_id: str | None, from_stage: str | None, allow_changed: bool,
            parallelism: int, no_wait: bool, quiet: bool, state_dir: Path | None,
-           seal_key: Path | None, as_json: bool) -> None:
+           store: str | None, executor: str | None, seal_key: Path | None,
+           as_json: bool) -> None:
     """Continue a run of FILE. DONE jobs are never executed again; failed, skipped,
     cancelled and interrupted jobs run again with a fresh retry budget."""
-    request = _request(pipeline_file, state_dir, parallelism, not no_wait)
+    request = _request(pipeline_file, state_dir, parallelism, not no_wait, store, executor)
     if run_id is None:  # an empty --run-id "" is refused as invalid, never "the latest"
-        run_id = read_run(pipeline_file, state_dir, None).run.id
+        run_id = read_run(pipeline_file, state_dir, None, store=store).run.id
     reporter = _reporter(pipeline_file, state_dir, as_json, quiet)
     services = Services(observer=reporter, seal_key=_seal_key(seal_key))
     outcome = resume_run(request, services, run_id,
                          from_stage=from_stage, allow_changed=allow_changed)
     if isinstance(outcome, RunResult):
         click.echo(f"run {run_id} already succeeded; nothing to resume", err=True)
-        _finish(outcome, pipeline_file, state_dir, as_json)
+        _finish(outcome, pipeline_file, state_dir, as_json, store)
     else:
-        _finish(_execute(outcome), pipeline_file, state_dir, as_json)
+        _finish(_execute(outcome), pipeline_file, state_dir, as_json, store)
 
 
 @pipeline.command()
 @FILE_ARGUMENT
 @RUN_ID_OPTION
 @STATE_DIR_OPTION
+@STORE_OPTION
 @JSON_OPTION
 @click.option("--ascii", "ascii_only", is_flag=True, help="Use ASCII status markers.")
-def status(pipeline_file: Path, run_id: str | None, state_dir: Path | None, as_json: bool,
-           ascii_only: bool) -> None:
+def status(pipeline_file: Path, run_id: str | None, state_dir: Path | None, store: str | None,
+           as_json: bool, ascii_only: bool) -> None:
     """Show a run of FILE as an ASCII DAG: stages in order, one line per job."""
-    view = read_run(pipeline_file, state_dir, run_id)
+    view = read_run(pipeline_file, state_dir, run_id, store=store)
     tail = len(view.tail.data) if view.tail else 0
     document = status_document(view.run, active=view.active, now=utc_now(), torn_tail_bytes=tail)
     if as_json:
@@ -145,6 +160,7 @@ def _gate_options(verb: str, whom: str) -> Callable[[Callable[..., None]], Calla
             click.option("--reason", default="", metavar="TEXT",
                          help="Why (kept in the evidence)."),
             STATE_DIR_OPTION,
+            STORE_OPTION,
             SEAL_KEY_OPTION,
             JSON_OPTION,
         ]):
@@ -157,17 +173,21 @@ def _gate_options(verb: str, whom: str) -> Callable[[Callable[..., None]], Calla
 @pipeline.command()
 @_gate_options("release", "approves")
 def approve(pipeline_file: Path, job: str, run_id: str | None, who: str | None, reason: str,
-            state_dir: Path | None, seal_key: Path | None, as_json: bool) -> None:
+            state_dir: Path | None, store: str | None, seal_key: Path | None,
+            as_json: bool) -> None:
     """Release a manual gate of a run of FILE; a waiting run continues within a second."""
-    _gate(pipeline_file, job, run_id, who, reason, state_dir, seal_key, as_json, approve=True)
+    _gate(pipeline_file, job, run_id, who, reason, state_dir, store, seal_key, as_json,
+          approve=True)
 
 
 @pipeline.command()
 @_gate_options("refuse", "rejects")
 def reject(pipeline_file: Path, job: str, run_id: str | None, who: str | None, reason: str,
-           state_dir: Path | None, seal_key: Path | None, as_json: bool) -> None:
+           state_dir: Path | None, store: str | None, seal_key: Path | None,
+           as_json: bool) -> None:
     """Refuse a manual gate of a run of FILE: it and every job needing it are SKIPPED."""
-    _gate(pipeline_file, job, run_id, who, reason, state_dir, seal_key, as_json, approve=False)
+    _gate(pipeline_file, job, run_id, who, reason, state_dir, store, seal_key, as_json,
+          approve=False)
 
 
 @pipeline.command()
@@ -191,9 +211,10 @@ def validate(pipeline_file: Path, as_json: bool) -> None:
 
 
 def _request(pipeline_file: Path, state_dir: Path | None, parallelism: int,
-             wait: bool) -> RunRequest:
+             wait: bool, store: str | None, executor: str | None) -> RunRequest:
     return RunRequest(pipeline_path=pipeline_file, state_dir=state_dir,
-                      parallelism=parallelism, wait_for_approval=wait, tool_bin=_tool_bin())
+                      parallelism=parallelism, wait_for_approval=wait, tool_bin=_tool_bin(),
+                      store=store or None, executor=executor or None)
 
 
 def _reporter(pipeline_file: Path, state_dir: Path | None, as_json: bool,
@@ -231,8 +252,8 @@ def _stop_on_signals(runner: Runner) -> Iterator[None]:
 
 
 def _finish(result: RunResult, pipeline_file: Path, state_dir: Path | None,
-            as_json: bool) -> None:
-    view = read_run(pipeline_file, state_dir, result.run_id)
+            as_json: bool, store: str | None) -> None:
+    view = read_run(pipeline_file, state_dir, result.run_id, store=store)
     document = status_document(view.run, active=False, now=utc_now())
     if as_json:
         _print_json({**document, "outcome": result.outcome, "exit_code": result.exit_code})
@@ -250,11 +271,12 @@ def _finish(result: RunResult, pipeline_file: Path, state_dir: Path | None,
 
 
 def _gate(pipeline_file: Path, job: str, run_id: str | None, who: str | None, reason: str,
-          state_dir: Path | None, seal_key: Path | None, as_json: bool, *,
+          state_dir: Path | None, store: str | None, seal_key: Path | None, as_json: bool, *,
           approve: bool) -> None:
     services = Services(identity=Identity.local(who), seal_key=_seal_key(seal_key))
     run, state = decide_gate(pipeline_file, state_dir=state_dir, run_id=run_id, job=job,
-                             approve=approve, reason=reason, services=services)
+                             approve=approve, reason=reason, services=services,
+                             store=store or None)
     assert state.approval is not None
     if as_json:
         _print_json({"pipeline_run_id": run.id, "job": job, "decision": state.approval.decision,
@@ -289,5 +311,5 @@ def _tool_bin() -> Path | None:
     return beside_python.parent if beside_python.exists() else None
 
 
-for _command in (verify, history, show, export, seal, keygen):
+for _command in (verify, history, show, export, seal, keygen, import_run):
     pipeline.add_command(_command)

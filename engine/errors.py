@@ -80,3 +80,11 @@ class RunFileError(PulsarideError):
 
 class StoreWriteError(PulsarideError):
     """The event file could not be written durably (disk full, I/O error)."""
+
+
+class StoreError(PulsarideError):
+    """The event store cannot be reached or used (a shared database that is down)."""
+
+
+class ExecutorError(PulsarideError):
+    """The job executor cannot be reached or used (a distributed scheduler that is down)."""

@@ -11,11 +11,13 @@ import hashlib
 import io
 import tarfile
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from .errors import RunIdError
 from .layout import StateDir
+from .runstore import open_store
 from .seal import Seal, read_seals, seals_path
 from .store import check_run_id
 
@@ -96,15 +98,20 @@ class RunEvidence:
                 yield str(path.relative_to(self.runs)), path
 
 
-def load_evidence(state: StateDir, run_id: str) -> RunEvidence:
-    """Read a run's file and seals; RunIdError if the run does not exist."""
+def load_evidence(state: StateDir, run_id: str, store: str | None = None) -> RunEvidence:
+    """Read a run's lines (from the state dir's file, or the shared `store`) and seals;
+    RunIdError if the run does not exist."""
     path = state.run_file(check_run_id(run_id))
-    if path.is_symlink():
-        raise RunIdError(f"{path} is a symbolic link; refusing it")
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise RunIdError(f"no run {run_id} in {state.runs}") from None
+    if store:
+        with closing(open_store(store, state)) as runs:
+            data = runs.read_bytes(run_id)
+    else:
+        if path.is_symlink():
+            raise RunIdError(f"{path} is a symbolic link; refusing it")
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise RunIdError(f"no run {run_id} in {state.runs}") from None
     seals, problems = read_seals(seals_path(path))
     return RunEvidence(run_id=run_id, runs=state.runs, data=data, seals=seals,
                        seal_problems=problems)
@@ -115,8 +122,10 @@ def write_bundle(evidence: RunEvidence, extra: dict[str, bytes], target: Path,
     """Write a .tar.gz of the run's files plus `extra` (name -> bytes) and a MANIFEST.sha256
     that `sha256sum -c` checks; return the manifest entries. Deterministic for equal input."""
     root = f"pulsaride-run-{evidence.run_id}"
+    run_file = f"{evidence.run_id}.jsonl"  # its bytes as read (they may come from a database)
     members: list[tuple[str, bytes]] = [
-        (name, path.read_bytes()) for name, path in evidence.files()]
+        (name, evidence.data if name == run_file else path.read_bytes())
+        for name, path in evidence.files()]
     members += sorted(extra.items())
     manifest = [(hashlib.sha256(data).hexdigest(), name) for name, data in members]
     listing = "".join(f"{digest}  {name}\n" for digest, name in manifest).encode()

@@ -19,7 +19,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -45,6 +45,7 @@ class Launch:
     env: Mapping[str, str]
     log_path: Path
     timeout: float | None = None
+    resources: Mapping[str, float] = field(default_factory=dict)  # for distributed executors
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ class RunSummary:
     started_at: str
     pipeline_path: str
     started_by: str
-    path: Path
+    where: str  # the run file, or the run in a shared store
 
 
 @dataclass(frozen=True)
@@ -108,22 +108,31 @@ class StateDir:
 
     def latest_run(self, pipeline_path: Path) -> str:
         """The id of the most recently started run of `pipeline_path`."""
-        wanted = str(pipeline_path.resolve())
-        runs = [s for s in self.summaries() if s.pipeline_path == wanted]
-        if not runs:
-            raise RunNotFoundError(
-                f"no run of {pipeline_path} in {self.runs}; start one with "
-                f"'pt pipeline run {pipeline_path}'")
-        return runs[-1].run_id
+        return latest_of(self.summaries(), pipeline_path, str(self.runs))
 
 
 def _summary(path: Path, record: dict[str, Any]) -> RunSummary | None:
+    return summary_of(record, path.stem, str(path))
+
+
+def summary_of(record: dict[str, Any], run_id: str, where: str) -> RunSummary | None:
+    """The summary a run's parsed first line gives, None unless it starts run `run_id`."""
     pipeline = record.get("pipeline")
-    run_id = record.get("pipeline_run_id")
     if record.get("event") != "RunStarted" or not isinstance(pipeline, dict):
         return None
-    if not isinstance(run_id, str) or path.stem != run_id:
+    if record.get("pipeline_run_id") != run_id:
         return None
     return RunSummary(run_id=run_id, started_at=str(record.get("at", "")),
                       pipeline_path=str(pipeline.get("path", "")),
-                      started_by=str(record.get("started_by", "")), path=path)
+                      started_by=str(record.get("started_by", "")), where=where)
+
+
+def latest_of(summaries: list[RunSummary], pipeline_path: Path, where: str) -> str:
+    """The id of the most recently started run of `pipeline_path` among `summaries`."""
+    wanted = str(pipeline_path.resolve())
+    runs = [s for s in summaries if s.pipeline_path == wanted]
+    if not runs:
+        raise RunNotFoundError(
+            f"no run of {pipeline_path} in {where}; start one with "
+            f"'pt pipeline run {pipeline_path}'")
+    return runs[-1].run_id

@@ -80,6 +80,7 @@ class Job:
     variables: Mapping[str, str] = field(default_factory=dict)
     description: str = ""
     gate: GatePolicy | None = None  # set for manual jobs only
+    resources: Mapping[str, float] = field(default_factory=dict)  # for distributed executors
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,8 @@ def job_definition(job: Job) -> dict[str, Any]:
             "expires_in": job.gate.expires_in,
             "on_expiry": job.gate.on_expiry.value,
         },
+        # Only when declared: runs of files without resources record what they always did.
+        **({"resources": dict(job.resources)} if job.resources else {}),
     }
 
 
@@ -171,6 +174,7 @@ def pipeline_from_definition(definition: Mapping[str, Any]) -> Pipeline:
             variables=dict(spec.get("variables", {})),
             description=spec.get("description", ""),
             gate=_gate(spec.get("gate")),
+            resources={k: float(v) for k, v in (spec.get("resources") or {}).items()},
         )
     return Pipeline(
         stages=tuple(definition["stages"]),

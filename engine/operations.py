@@ -11,6 +11,7 @@ import hashlib
 import os
 import socket
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +21,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from .aggregate import JobState, PipelineRun
 from .changes import definition_changes
-from .errors import BadInputError, GateError, PipelineChangedError, RunFileError, RunIdError
+from .errors import (
+    BadInputError,
+    ExecutorError,
+    GateError,
+    PipelineChangedError,
+    RunFileError,
+    RunLockedError,
+)
 from .events import (
     JobApprovalRefused,
     JobApproved,
@@ -39,12 +47,13 @@ from .masking import YAML_MASK, Masker, mask_variables, secret_values
 from .model import Pipeline, When, definition_digest
 from .replay import quarantine_tail, replay
 from .runner import Clock, JobEnvironment, NullObserver, Runner, RunObserver, RunResult
+from .runstore import POSTGRES_SCHEMES, RunLog, RunOwnership, RunStore, open_store, safe_url
 from .seal import Seal, append_seal, seals_path, sign
 from .store import RunFile, RunLock, Tail, check_run_id
 from .times import format_time, parse_time
 from .transitions import DONE, REQUEUEABLE, RUNNING, WAITING
 
-ExecutorFactory = Callable[[Masker, RunObserver, RunLock], Executor]
+ExecutorFactory = Callable[[Masker, RunObserver, RunOwnership], Executor]
 
 
 def utc_now() -> datetime:
@@ -92,6 +101,8 @@ class RunRequest:
     parallelism: int = 4
     wait_for_approval: bool = True
     tool_bin: Path | None = None
+    store: str | None = None  # a postgresql:// URL; default: the state dir's JSONL files
+    executor: str | None = None  # a dask://HOST:PORT scheduler; default: local processes
 
 
 @dataclass(frozen=True)
@@ -113,13 +124,28 @@ def start_run(request: RunRequest, services: Services, run_id: str | None = None
     """Record a new run of the pipeline file and return its runner."""
     pipeline_file = load_pipeline_file(request.pipeline_path)
     state = StateDir.for_pipeline(pipeline_file.path, request.state_dir)
-    run_id = check_run_id(run_id) if run_id is not None else state.new_run_id()
-    _unstarted_leftover(state.run_file(run_id), run_id)
-    who = services.who()
-    lock = _acquire(state, run_id, who, services.clock())
+    store = open_store(request.store, state)
     try:
-        leftover = _set_aside_unstarted(state.run_file(run_id), run_id)
-        run_file = RunFile.create(state.run_file(run_id), run_id)
+        run_id = check_run_id(run_id) if run_id is not None else store.new_run_id()
+        store.check_new(run_id)
+        lock = _acquire(store, run_id, services.who(), services.clock())
+    except BaseException:
+        store.close()
+        raise
+    try:
+        return _start(request, services, pipeline_file, state=state, store=store, lock=lock,
+                      run_id=run_id)
+    except BaseException:
+        lock.release()
+        store.close()
+        raise
+
+
+def _start(request: RunRequest, services: Services, pipeline_file: PipelineFile, *,
+           state: StateDir, store: RunStore, lock: RunOwnership, run_id: str) -> Runner:
+    who = services.who()
+    run_file, leftover = store.create(run_id)
+    try:
         masker = _masker(pipeline_file.pipeline)
         now = services.clock()
         run = PipelineRun.start(
@@ -135,9 +161,9 @@ def start_run(request: RunRequest, services: Services, run_id: str | None = None
             run_file.append(events)
         services.observer.events_recorded(run, events)
         return _runner(run, run_file, lock, pipeline_file, state=state, request=request,
-                       services=services, masker=masker)
+                       services=services, masker=masker, store=store)
     except BaseException:
-        lock.release()
+        run_file.close()
         raise
 
 
@@ -147,12 +173,20 @@ def resume_run(request: RunRequest, services: Services, run_id: str, *,
     pipeline_file = load_pipeline_file(request.pipeline_path)
     state = StateDir.for_pipeline(pipeline_file.path, request.state_dir)
     run_id = check_run_id(run_id)
-    if not state.run_file(run_id).exists():
-        raise RunIdError(f"no run {run_id} in {state.runs}")
-    who = services.who()
-    lock = _acquire(state, run_id, who, services.clock())
+    store = open_store(request.store, state)
     try:
-        run_file = RunFile.open(state.run_file(run_id), run_id, writable=True)
+        run_file = store.open(run_id, writable=True)
+    except BaseException:
+        store.close()
+        raise
+    who = services.who()
+    try:
+        lock = _acquire(store, run_id, who, services.clock())
+    except BaseException:
+        run_file.close()
+        store.close()
+        raise
+    try:
         masker = _masker(pipeline_file.pipeline)
         with run_file.locked():
             run = replay(run_file)
@@ -183,21 +217,32 @@ def resume_run(request: RunRequest, services: Services, run_id: str, *,
             # made its unlock fail with EBADF ("pt: error: Bad file descriptor").
             run_file.close()
             lock.release()
+            store.close()
             return RunResult(run_id, "succeeded", 0)
         services.observer.events_recorded(run, events)
         return _runner(run, run_file, lock, pipeline_file, state=state, request=request,
-                       services=services, masker=masker)
+                       services=services, masker=masker, store=store)
     except BaseException:
+        run_file.close()
         lock.release()
+        store.close()
         raise
 
 
 def decide_gate(pipeline_path: Path, *, state_dir: Path | None, run_id: str | None, job: str,
-                approve: bool, reason: str, services: Services) -> tuple[PipelineRun, JobState]:
+                approve: bool, reason: str, services: Services,
+                store: str | None = None) -> tuple[PipelineRun, JobState]:
     """Record an approval or rejection of a waiting manual job; return the run and the job."""
     state = StateDir.for_pipeline(pipeline_path, state_dir)
-    run_id = check_run_id(run_id) if run_id is not None else state.latest_run(pipeline_path)
-    run_file = RunFile.open(state.run_file(run_id), run_id, writable=True)
+    with closing(open_store(store, state)) as runs:
+        run_id = check_run_id(run_id) if run_id is not None else runs.latest_run(pipeline_path)
+        run_file = runs.open(run_id, writable=True)
+        return _decide_gate(state, run_file, job, approve=approve, reason=reason,
+                            services=services)
+
+
+def _decide_gate(state: StateDir, run_file: RunLog, job: str, *, approve: bool, reason: str,
+                 services: Services) -> tuple[PipelineRun, JobState]:
     who = services.who()
     try:
         with run_file.locked():
@@ -219,7 +264,8 @@ def decide_gate(pipeline_path: Path, *, state_dir: Path | None, run_id: str | No
                 run.record(RunCheckpoint, now, reason=f"{job} {verb} by {who.user}")
             run_file.append(run.pending())
             if refusal is None and services.seal_key is not None:
-                seal_head(run_file, services.seal_key, now, who.user)
+                seal_head(run_file, services.seal_key, now, who.user,
+                          seals_path(state.run_file(run.id)))
     finally:
         run_file.close()
     if refusal is not None:
@@ -229,26 +275,30 @@ def decide_gate(pipeline_path: Path, *, state_dir: Path | None, run_id: str | No
 
 
 def seal_run(pipeline_path: Path | None, *, state_dir: Path | None, run_id: str,
-             key: Ed25519PrivateKey, services: Services) -> Seal:
+             key: Ed25519PrivateKey, services: Services, store: str | None = None) -> Seal:
     """Sign the current chain head of a run (after checking that the file replays cleanly)."""
     state = _state_for(pipeline_path, state_dir)
-    run_file = RunFile.open(state.run_file(check_run_id(run_id)), run_id)
-    try:
-        replay(run_file)
-        if run_file.tail is not None:
-            raise RunFileError(str(run_file.path), run_file.tail.first_line_no,
-                               "torn last line; resume the run (it sets the bytes aside) "
-                               "before sealing")
-        return seal_head(run_file, key, services.clock(), services.who().user)
-    finally:
-        run_file.close()
+    with closing(open_store(store, state)) as runs:
+        run_file = runs.open(check_run_id(run_id))
+        try:
+            replay(run_file)
+            if run_file.tail is not None:
+                raise RunFileError(run_file.where, run_file.tail.first_line_no,
+                                   "torn last line; resume the run (it sets the bytes aside) "
+                                   "before sealing")
+            return seal_head(run_file, key, services.clock(), services.who().user,
+                             seals_path(state.run_file(run_id)))
+        finally:
+            run_file.close()
 
 
-def seal_head(run_file: RunFile, key: Ed25519PrivateKey, now: datetime, by: str) -> Seal:
-    """Sign the head of `run_file` as last read or written, and keep the seal beside it."""
+def seal_head(run_file: RunLog, key: Ed25519PrivateKey, now: datetime, by: str,
+              seals: Path | None = None) -> Seal:
+    """Sign the head of `run_file` as last read or written, and keep the seal in `seals`
+    (default: beside the run file)."""
     seal = sign(key, run_id=run_file.run_id, seq=run_file.seq, head=run_file.head,
                 at=format_time(now), by=by)
-    append_seal(seals_path(run_file.path), seal)
+    append_seal(seals or seals_path(Path(run_file.where)), seal)
     return seal
 
 
@@ -273,94 +323,67 @@ class RunView:
     """A run as read from disk, for status and history views."""
 
     run: PipelineRun
-    path: Path
+    path: Path  # the run file (for a shared store: where an export would keep it)
+    where: str  # where the lines were read from
     tail: Tail | None
     active: bool
     events: list[RecordedEvent]  # empty unless asked for
 
 
 def locate_run(pipeline_path: Path | None, state_dir: Path | None,
-               run_id: str | None) -> tuple[StateDir, str]:
+               run_id: str | None, store: str | None = None) -> tuple[StateDir, str]:
     """The state dir and run id a command means: the given id, else FILE's latest run."""
     state = _state_for(pipeline_path, state_dir)
     if run_id is not None:
         return state, check_run_id(run_id)
     if pipeline_path is None:
         raise BadInputError("give a pipeline FILE or --run-id ID")
-    return state, state.latest_run(pipeline_path)
+    with closing(open_store(store, state)) as runs:
+        return state, runs.latest_run(pipeline_path)
 
 
 def read_run(pipeline_path: Path | None, state_dir: Path | None, run_id: str | None, *,
-             with_events: bool = False) -> RunView:
+             with_events: bool = False, store: str | None = None) -> RunView:
     """Replay a run (by default the latest of the pipeline file) without changing anything."""
-    state, run_id = locate_run(pipeline_path, state_dir, run_id)
-    run_file = RunFile.open(state.run_file(run_id), run_id)
-    events: list[RecordedEvent] = []
-    try:
-        run = replay(run_file, keep=events if with_events else None)
-    finally:
-        run_file.close()
-    return RunView(run=run, path=run_file.path, tail=run_file.tail,
-                   active=RunLock.is_held(state.lock_file(run_id)), events=events)
+    state = _state_for(pipeline_path, state_dir)
+    with closing(open_store(store, state)) as runs:
+        if run_id is None:
+            if pipeline_path is None:
+                raise BadInputError("give a pipeline FILE or --run-id ID")
+            run_id = runs.latest_run(pipeline_path)
+        run_file = runs.open(check_run_id(run_id))
+        events: list[RecordedEvent] = []
+        try:
+            run = replay(run_file, keep=events if with_events else None)
+        finally:
+            run_file.close()
+        return RunView(run=run, path=state.run_file(run_id), where=run_file.where,
+                       tail=run_file.tail, active=runs.is_held(run_id), events=events)
 
 
 # ---- helpers -------------------------------------------------------------------------------
 
 
-def _unstarted_leftover(path: Path, run_id: str) -> bytes | None:
-    """The bytes of a run file that never got a whole first line (its runner died, or the
-    machine lost power, while recording the run's start), None if there is no such file;
-    RunIdError if the run did start."""
-    if not path.exists() and not path.is_symlink():
-        return None
-    run_file = RunFile.open(path, run_id)  # refuses a symbolic link
-    try:
-        started = any(True for _ in run_file.read_new())
-    finally:
-        run_file.close()
-    if started:
-        raise RunIdError(f"run {run_id} already exists; use 'pt pipeline resume' to continue it")
-    return run_file.tail.data if run_file.tail is not None else b""
-
-
-def _set_aside_unstarted(path: Path, run_id: str) -> dict[str, Any] | None:
-    """Move the file of a run that never recorded its start aside, as a torn tail would be
-    (call holding the run lock); the TailQuarantined fields, or None if nothing was kept."""
-    leftover = _unstarted_leftover(path, run_id)
-    if leftover is None:
-        return None
-    if not leftover:
-        path.unlink()
-        return None
-    digest = hashlib.sha256(leftover).hexdigest()
-    side = path.with_name(f"{path.name}.tail-1-{digest[:12]}")
-    path.replace(side)
-    folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)
-    return {"path": side.name, "size": len(leftover), "sha256": digest}
-
-
-def _acquire(state: StateDir, run_id: str, who: Identity, now: datetime) -> RunLock:
+def _acquire(store: RunStore, run_id: str, who: Identity, now: datetime) -> RunOwnership:
     owner = {"pid": who.pid, "host": who.host, "user": who.user, "since": now.isoformat()}
-    return RunLock.acquire(state.lock_file(run_id), owner)
+    return store.acquire(run_id, owner)
 
 
-def _runner(run: PipelineRun, run_file: RunFile, lock: RunLock, pipeline_file: PipelineFile, *,
-            state: StateDir, request: RunRequest, services: Services, masker: Masker) -> Runner:
-    factory = services.executor_factory or _local_executor
+def _runner(run: PipelineRun, run_file: RunLog, lock: RunOwnership, pipeline_file: PipelineFile,
+            *, state: StateDir, request: RunRequest, services: Services, masker: Masker,
+            store: RunStore) -> Runner:
+    factory = services.executor_factory or _executor_for(request.executor)
     key = services.seal_key
     who = services.who().user
+    seals = seals_path(state.run_file(run.id))
 
-    def seal(run_file: RunFile, now: datetime) -> None:
+    def seal(run_file: RunLog, now: datetime) -> None:
         if key is not None:
-            seal_head(run_file, key, now, who)
+            seal_head(run_file, key, now, who, seals)
 
     return Runner(
         run=run, run_file=run_file, lock=lock, pipeline_file=pipeline_file, state=state,
-        executor=factory(masker, services.observer, lock),
+        executor=factory(masker, services.observer, lock), store=store,
         environment=JobEnvironment(base=dict(os.environ), tool_bin=request.tool_bin,
                                    workdir=pipeline_file.path.parent),
         clock=services.clock, observer=services.observer,
@@ -369,8 +392,27 @@ def _runner(run: PipelineRun, run_file: RunFile, lock: RunLock, pipeline_file: P
     )
 
 
-def _local_executor(masker: Masker, observer: RunObserver, lock: RunLock) -> Executor:
-    return LocalExecutor(masker, on_output=observer.job_output, inherit_fds=(lock.fd,))
+def _executor_for(url: str | None) -> ExecutorFactory:
+    if not url or url == "local":
+        return _local_executor
+    if url.startswith("dask://") or url.startswith("tcp://"):
+        address = "tcp://" + url.split("://", 1)[1]
+
+        def dask_executor(masker: Masker, observer: RunObserver, lock: RunOwnership) -> Executor:
+            try:
+                from .dask_executor import DaskExecutor  # noqa: PLC0415 - only when asked
+            except ImportError:
+                raise ExecutorError("the Dask executor needs the 'distributed' package: "
+                                    "pip install 'pulsaride[dask]'") from None
+            return DaskExecutor(address, masker, on_output=observer.job_output)
+
+        return dask_executor
+    raise BadInputError(f"unsupported executor {url!r}: give dask://HOST:PORT, or nothing for "
+                        "local processes")
+
+
+def _local_executor(masker: Masker, observer: RunObserver, lock: RunOwnership) -> Executor:
+    return LocalExecutor(masker, on_output=observer.job_output, inherit_fds=lock.inherit_fds)
 
 
 def _masker(pipeline: Pipeline) -> Masker:
@@ -400,8 +442,14 @@ def _recorded_pipeline(pipeline_file: PipelineFile, masker: Masker, state: State
 
 
 def _parameters(request: RunRequest, state: StateDir) -> dict[str, Any]:
-    return {"parallelism": request.parallelism, "wait_for_approval": request.wait_for_approval,
-            "state_dir": str(state.root)}
+    parameters: dict[str, Any] = {
+        "parallelism": request.parallelism, "wait_for_approval": request.wait_for_approval,
+        "state_dir": str(state.root)}
+    if request.executor and request.executor != "local":
+        parameters["executor"] = request.executor
+    if request.store:
+        parameters["store"] = safe_url(request.store)
+    return parameters
 
 
 def _check_unchanged(run: PipelineRun, pipeline_file: PipelineFile, masker: Masker,
@@ -468,3 +516,30 @@ def _gate_hint(job: JobState) -> str:
     if job.status.value == "PENDING":
         return " (its needs are not met yet, or its stage has not started)"
     return ""
+
+
+def import_jsonl(path: Path, store: str) -> tuple[str, int]:
+    """Check the run file at `path` (chain, sequence, transitions) and store its lines, byte
+    for byte, in the shared `store`; return the run id and the number of lines."""
+    if not store.startswith(POSTGRES_SCHEMES):
+        raise BadInputError("import needs a shared store: --store postgresql://...")
+    run_id = check_run_id(path.name.removesuffix(".jsonl"))
+    if RunLock.is_held(path.with_name(f"{run_id}.lock")):
+        raise RunLockedError(f"run {run_id} is active; import it once its runner stopped")
+    run_file = RunFile.open(path, run_id)
+    try:
+        replay(run_file)
+        if run_file.tail is not None:
+            raise RunFileError(str(path), run_file.tail.first_line_no,
+                               "torn last line; resume the run (it sets the bytes aside) "
+                               "before importing it")
+        with path.open("rb") as handle:
+            data = handle.read(run_file.offset)
+    finally:
+        run_file.close()
+    lines = data.split(b"\n")[:-1]
+    from .pgstore import PostgresStore  # noqa: PLC0415 - psycopg only when asked for
+
+    with closing(PostgresStore.connect(store)) as runs:
+        runs.import_lines(run_id, lines)
+    return run_id, len(lines)

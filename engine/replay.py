@@ -9,12 +9,12 @@ from eventsourcing.domain import OriginatorIDError, OriginatorVersionError
 from .aggregate import PipelineRun
 from .errors import PulsarideError, RunFileError
 from .events import RunEvent, RunStarted, TailQuarantined
-from .store import RunFile
+from .runstore import RunLog
 
 RecordedEvent = RunEvent | RunStarted
 
 
-def replay(run_file: RunFile, keep: list[RecordedEvent] | None = None) -> PipelineRun:
+def replay(run_file: RunLog, keep: list[RecordedEvent] | None = None) -> PipelineRun:
     """Fold every good line of `run_file` into a PipelineRun (a torn tail is left in `.tail`);
     the events are also appended to `keep` when given."""
     run: PipelineRun | None = None
@@ -27,13 +27,13 @@ def replay(run_file: RunFile, keep: list[RecordedEvent] | None = None) -> Pipeli
         else:
             apply_line(run_file, run, line_no, event)
     if run is None:
-        raise RunFileError(str(run_file.path), 1, "the run file holds no complete line: the run "
+        raise RunFileError(run_file.where, 1, "the run file holds no complete line: the run "
                            "never recorded its start (start it again with 'pt pipeline run "
                            f"--run-id {run_file.run_id}')")
     return run
 
 
-def fold_new_lines(run_file: RunFile, run: PipelineRun) -> list[RecordedEvent]:
+def fold_new_lines(run_file: RunLog, run: PipelineRun) -> list[RecordedEvent]:
     """Fold lines written since the last read into `run`; return their events."""
     events: list[RecordedEvent] = []
     for line_no, event in run_file.read_new():
@@ -42,31 +42,31 @@ def fold_new_lines(run_file: RunFile, run: PipelineRun) -> list[RecordedEvent]:
     return events
 
 
-def _first(run_file: RunFile, line_no: int, event: RunStarted) -> PipelineRun:
+def _first(run_file: RunLog, line_no: int, event: RunStarted) -> PipelineRun:
     try:
         run = event.mutate(None)
     except (TypeError, ValueError, KeyError, AttributeError) as exc:
-        raise RunFileError(str(run_file.path), line_no, f"malformed RunStarted: {exc}") from None
+        raise RunFileError(run_file.where, line_no, f"malformed RunStarted: {exc}") from None
     assert isinstance(run, PipelineRun)
     return run
 
 
-def apply_line(run_file: RunFile, run: PipelineRun, line_no: int, event: RecordedEvent) -> None:
+def apply_line(run_file: RunLog, run: PipelineRun, line_no: int, event: RecordedEvent) -> None:
     """Fold one line's event into `run`; a refusal names the line."""
     if isinstance(event, RunStarted):
-        raise RunFileError(str(run_file.path), line_no, "a second RunStarted line")
+        raise RunFileError(run_file.where, line_no, "a second RunStarted line")
     try:
         event.mutate(run)
     except PulsarideError as exc:
-        raise RunFileError(str(run_file.path), line_no, str(exc)) from None
+        raise RunFileError(run_file.where, line_no, str(exc)) from None
     except (OriginatorIDError, OriginatorVersionError) as exc:
-        raise RunFileError(str(run_file.path), line_no, f"out of sequence: {exc}") from None
+        raise RunFileError(run_file.where, line_no, f"out of sequence: {exc}") from None
     except (TypeError, ValueError, KeyError, AttributeError) as exc:
-        raise RunFileError(str(run_file.path), line_no,
+        raise RunFileError(run_file.where, line_no,
                            f"malformed {type(event).__name__}: {exc}") from None
 
 
-def quarantine_tail(run_file: RunFile, run: PipelineRun, at: datetime) -> None:
+def quarantine_tail(run_file: RunLog, run: PipelineRun, at: datetime) -> None:
     """Move a torn tail aside and record that on `run` (call under the append lock)."""
     tail = run_file.tail
     if tail is None:

@@ -35,8 +35,8 @@ from .layout import StateDir
 from .loader import PipelineFile
 from .model import Job, OnFailure
 from .replay import fold_new_lines, quarantine_tail
+from .runstore import RunLog, RunOwnership
 from .scheduler import decide, next_timer
-from .store import RunFile, RunLock
 from .times import format_time
 from .transitions import RETRYING, RUNNING, TERMINAL, WAITING
 
@@ -45,6 +45,13 @@ EXIT_INTERRUPTED = 130
 
 Clock = Callable[[], datetime]
 RecordedEvent = RunEvent | RunStarted
+
+
+class Closeable(Protocol):
+    """What the runner closes when it is done (the store it works in)."""
+
+    def close(self) -> None:
+        """Let go of resources."""
 
 
 class RunObserver(Protocol):
@@ -100,12 +107,14 @@ class JobEnvironment:
 class Runner:
     """Executes one run until it finishes, waits at a gate (--no-wait), or is stopped."""
 
-    def __init__(self, *, run: PipelineRun, run_file: RunFile, lock: RunLock,
+    def __init__(self, *, run: PipelineRun, run_file: RunLog, lock: RunOwnership,
                  pipeline_file: PipelineFile, state: StateDir, executor: Executor,
                  environment: JobEnvironment, clock: Clock, observer: RunObserver,
                  parallelism: int, wait_for_approval: bool,
-                 on_checkpoint: Callable[[RunFile, datetime], None] | None = None) -> None:
+                 on_checkpoint: Callable[[RunLog, datetime], None] | None = None,
+                 store: Closeable | None = None) -> None:
         self.run = run
+        self._store = store
         self._file = run_file
         self._lock = lock
         self._pipeline = pipeline_file.pipeline
@@ -132,6 +141,8 @@ class Runner:
         finally:
             self._file.close()
             self._lock.release()
+            if self._store is not None:
+                self._store.close()
 
     # ---- the loop ------------------------------------------------------------------------
 
@@ -203,7 +214,7 @@ class Runner:
             self._observer_failed = True
 
     def _catch_up(self, now: datetime) -> list[RecordedEvent]:
-        if self._file.size() == self._file.offset:
+        if not self._file.has_new():
             return []
         foreign = fold_new_lines(self._file, self.run)
         quarantine_tail(self._file, self.run, now)
@@ -259,7 +270,7 @@ class Runner:
             job=job.name, attempt=event.attempt, command=job.command,
             cwd=self._environment.workdir, env=env,
             log_path=self._state.runs / self._state.log_path(self.run.id, job.name, event.attempt),
-            timeout=job.timeout,
+            timeout=job.timeout, resources=job.resources,
         ))
 
     def _begin_stop(self) -> None:
@@ -297,7 +308,7 @@ class Runner:
         return max(0.0, min(POLL_SECONDS, (timer - self._clock()).total_seconds()))
 
     def _foreign_lines(self) -> bool:
-        return self._file.size() != self._file.offset
+        return self._file.has_new()
 
     def _result(self, outcome: str, exit_code: int) -> RunResult:
         return RunResult(run_id=self.run.id, outcome=outcome, exit_code=exit_code)

@@ -92,10 +92,21 @@ class RunFile:
             raise
         return cls(path, run_id, fd)
 
+    @property
+    def where(self) -> str:
+        """Where the run's lines are, for messages."""
+        return str(self.path)
+
+    def has_new(self) -> bool:
+        """True if another process appended (or tore) bytes since the last read or write."""
+        return self.size() != self.offset
+
     def close(self) -> None:
-        """Release the file descriptor."""
-        with contextlib.suppress(OSError):
-            os.close(self._fd)
+        """Release the file descriptor (once: a number closed twice may be another file's)."""
+        if self._fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = -1
 
     # ---- reading ---------------------------------------------------------------------
 
@@ -141,24 +152,7 @@ class RunFile:
             self.tail = Tail(offset=self.offset, data=data, first_line_no=self.lines + 1)
 
     def _check(self, raw: bytes) -> RunEvent | RunStarted:
-        try:
-            record = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise LineError("not a JSON line") from None
-        if not isinstance(record, dict):
-            raise LineError("not a JSON object")
-        if record.get("seq") != self.seq + 1:
-            raise LineError(f"seq is {record.get('seq')!r}, expected {self.seq + 1}")
-        if record.get("prev") != self.head:
-            raise LineError(f"prev does not match the SHA-256 of line {self.lines} (chain broken: "
-                            f"line {self.lines} was changed, or lines were removed or "
-                            "inserted before this one)")
-        if record.get("pipeline_run_id") != self.run_id:
-            raise LineError(f"belongs to run {record.get('pipeline_run_id')!r}, "
-                            f"not {self.run_id!r}")
-        if (self.seq == 0) != (record.get("event") == "RunStarted"):
-            raise LineError("a run file starts with RunStarted, and only there")
-        return decode(record)
+        return check_line(raw, self.run_id, self.seq, self.head, self.lines)
 
     # ---- writing ---------------------------------------------------------------------
 
@@ -286,10 +280,37 @@ class RunLock:
             os.close(fd)
         return False
 
+    @property
+    def inherit_fds(self) -> tuple[int, ...]:
+        """Descriptors job processes inherit, so they keep the run owned while they live."""
+        return (self.fd,)
+
     def release(self) -> None:
         """Give the lock up."""
         with contextlib.suppress(OSError):
             os.close(self.fd)
+
+
+def check_line(raw: bytes, run_id: str, seq: int, head: str, lines: int) -> RunEvent | RunStarted:
+    """The event of the line after line `lines` (whose seq and digest are `seq` and `head`);
+    LineError unless it is well formed, in sequence, chained and of run `run_id`."""
+    try:
+        record = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise LineError("not a JSON line") from None
+    if not isinstance(record, dict):
+        raise LineError("not a JSON object")
+    if record.get("seq") != seq + 1:
+        raise LineError(f"seq is {record.get('seq')!r}, expected {seq + 1}")
+    if record.get("prev") != head:
+        raise LineError(f"prev does not match the SHA-256 of line {lines} (chain broken: "
+                        f"line {lines} was changed, or lines were removed or "
+                        "inserted before this one)")
+    if record.get("pipeline_run_id") != run_id:
+        raise LineError(f"belongs to run {record.get('pipeline_run_id')!r}, not {run_id!r}")
+    if (seq == 0) != (record.get("event") == "RunStarted"):
+        raise LineError("a run file starts with RunStarted, and only there")
+    return decode(record)
 
 
 def _read_owner(fd: int) -> dict[str, Any]:

@@ -6,12 +6,14 @@ that feeds them, shared so the terminal and the dashboard show the same thing.
 
 from __future__ import annotations
 
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 from pulsaride.engine.errors import PulsarideError, RunIdError
 from pulsaride.engine.layout import StateDir
 from pulsaride.engine.operations import read_run, utc_now
+from pulsaride.engine.runstore import open_store
 from pulsaride.engine.store import check_run_id
 
 from .facts import RunFacts
@@ -20,22 +22,25 @@ from .status import status_document
 from .timeline import timeline
 
 
-def history_rows(state: StateDir, pipeline_path: Path | None = None) -> list[dict[str, Any]]:
-    """One row per run in `state` (of `pipeline_path` only, when given), oldest first; a run
-    whose file cannot be replayed is a "damaged" row, never an error."""
+def history_rows(state: StateDir, pipeline_path: Path | None = None,
+                 store: str | None = None) -> list[dict[str, Any]]:
+    """One row per run in `state` or the shared `store` (of `pipeline_path` only, when given),
+    oldest first; a run whose lines cannot be replayed is a "damaged" row, never an error."""
     wanted = str(pipeline_path.resolve()) if pipeline_path is not None else None
     rows = []
-    for summary in state.summaries():
+    with closing(open_store(store, state)) as runs:
+        summaries = runs.summaries()
+    for summary in summaries:
         if wanted is not None and summary.pipeline_path != wanted:
             continue
         try:
-            view = read_run(None, state.root, summary.run_id, with_events=True)
+            view = read_run(None, state.root, summary.run_id, with_events=True, store=store)
         except PulsarideError as exc:
             rows.append(damaged_row(summary.run_id, summary.pipeline_path, summary.started_at,
                                     summary.started_by, str(exc)))
             continue
         rows.append(run_row(view.run, RunFacts.collect(view.events), active=view.active))
-    if wanted is None:
+    if wanted is None and not store:
         rows += _unlisted(state, {row["pipeline_run_id"] for row in rows})
     return rows
 
