@@ -27,13 +27,17 @@ from .events import RunEvent, RunStarted
 from .lines import GENESIS, LineError, decode, digest, encode
 
 RUNS_FOLDER = "pipeline-runs"
-_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# 1-64 letters, digits, '_', '.', '-'; a letter or digit first; never '..' (also the pattern
+# of the dashboard's OpenAPI document, so it is written without look-arounds).
+RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*\.?$"
+RUN_ID_MAX = 64
+_RUN_ID = re.compile(RUN_ID_PATTERN)
 _READ_CHUNK = 8 * 1024 * 1024
 
 
 def check_run_id(run_id: str) -> str:
     """Return `run_id` if it is a safe file-name-like id; raise RunIdError otherwise."""
-    if not _RUN_ID.match(run_id) or ".." in run_id:
+    if len(run_id) > RUN_ID_MAX or not _RUN_ID.match(run_id):
         raise RunIdError(
             f"invalid run id {run_id!r}: use 1-64 letters, digits, '_', '.', '-' "
             "(no path separators, no '..')")

@@ -153,6 +153,9 @@ class _Compiler:
         if key == "minimum":
             number = _TYPES["number"]
             return lambda v: not number(v) or v >= value
+        if key == "exclusiveMinimum":
+            number = _TYPES["number"]
+            return lambda v: not number(v) or v > value
         if key == "minLength":
             return lambda v: not isinstance(v, str) or len(v) >= value
         if key == "pattern":

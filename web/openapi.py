@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pulsaride.engine.store import RUN_ID_MAX, RUN_ID_PATTERN
+
 _OBJECT = {"type": "object"}
 _ERROR = {"description": "Error", "content": {"text/plain": {"schema": {"type": "string"}}}}
 
@@ -11,7 +13,8 @@ _ERROR = {"description": "Error", "content": {"text/plain": {"schema": {"type": 
 def openapi_document() -> dict[str, Any]:
     """OpenAPI 3.0 description of /api/*."""
     run_id = {"name": "run_id", "in": "path", "required": True,
-              "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"}}
+              "schema": {"type": "string", "pattern": RUN_ID_PATTERN,
+                         "maxLength": RUN_ID_MAX}}
     return {
         "openapi": "3.0.3",
         "info": {"title": "pt serve", "version": "1",
