@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import io
 import os
 import sys
@@ -11,17 +12,34 @@ import click
 
 from pulsaride.engine.errors import EXIT_FAILED, PulsarideError
 
-from .health import health_command
-from .migrate import migrate_group
-from .pipeline import pipeline
-from .preflight import preflight_command
-from .scaffold import scaffold_command
-from .serve import serve_command
-from .validate import validate_group
+# Each command's module is imported only when that command runs (or help lists it): the
+# migration commands load SQLAlchemy and the drivers, which `pt pipeline ...` (run by every
+# job that calls pt) does not need. Command name -> (module of pulsaride.cli, attribute).
+COMMANDS = {
+    "pipeline": ("pipeline", "pipeline"),
+    "migrate": ("migrate", "migrate_group"),
+    "scaffold": ("scaffold", "scaffold_command"),
+    "preflight": ("preflight", "preflight_command"),
+    "validate": ("validate", "validate_group"),
+    "health": ("health", "health_command"),
+    "serve": ("serve", "serve_command"),
+}
 
 
 class PtGroup(click.Group):
-    """A group that turns our errors into clean one-line messages (set PT_DEBUG=1 for more)."""
+    """The root group: loads a command's module when it is used, and turns our errors into
+    clean one-line messages (set PT_DEBUG=1 for more)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *COMMANDS])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in COMMANDS:
+            module, attribute = COMMANDS[cmd_name]
+            command = getattr(importlib.import_module(f"{__package__}.{module}"), attribute)
+            assert isinstance(command, click.Command)
+            return command
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -62,14 +80,6 @@ def cli() -> None:
     Exit codes: 0 ok, 1 a job or check failed, 2 bad input or usage, 3 waiting for approval.
     """
 
-
-cli.add_command(pipeline)
-cli.add_command(migrate_group, name="migrate")
-cli.add_command(scaffold_command, name="scaffold")
-cli.add_command(preflight_command, name="preflight")
-cli.add_command(validate_group, name="validate")
-cli.add_command(health_command, name="health")
-cli.add_command(serve_command, name="serve")
 
 
 def main() -> None:
