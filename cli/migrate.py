@@ -38,7 +38,7 @@ def migrate_group() -> None:
 @SOURCE_URL
 @TARGET_URL
 @click.option("--batch-size", type=click.IntRange(min=1, max=1_000_000),
-              help="Rows per batch (one transaction each) [default: the file's, else 10000].")
+              help="Rows per batch (one transaction each) [default: the file's, else 25000].")
 @click.option("--force", is_flag=True,
               help="Copy again even if the registry says DONE: empties the target table first.")
 @click.option("--json", "as_json", is_flag=True, help="Print a one-line JSON summary.")
