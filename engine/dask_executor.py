@@ -31,7 +31,15 @@ from typing import Any
 from distributed import Client, Future, get_worker
 
 from .errors import ExecutorError
-from .executor import KILL_GRACE_SECONDS, JobExit, Launch, OutputSink, _LogWriter, _Watch
+from .executor import (
+    KILL_GRACE_SECONDS,
+    JobExit,
+    Launch,
+    LogWriter,
+    OutputSink,
+    Watch,
+    drain,
+)
 from .masking import Masker
 
 CONNECT_SECONDS = 10.0
@@ -90,17 +98,7 @@ class DaskExecutor:
 
     def wait(self, timeout: float) -> list[JobExit]:
         """Ended attempts (at least one unless `timeout` passed first)."""
-        exits: list[JobExit] = []
-        try:
-            exits.append(self._exits.get(timeout=max(timeout, 0.0)))
-        except queue.Empty:
-            return exits
-        while True:
-            try:
-                exits.append(self._exits.get_nowait())
-            except queue.Empty:
-                break
-        return exits
+        return drain(self._exits, timeout)
 
     def stop(self, job: str, reason: str) -> None:
         """Stop a running attempt: TERM its process group on its worker, KILL after grace."""
@@ -202,7 +200,7 @@ class _Attempt:
     pid: int | None = None
     worker: str | None = None
     stop_reason: str | None = None
-    writer: _LogWriter | None = None
+    writer: LogWriter | None = None
     received: int = 0
     early: dict[int, bytes] = field(default_factory=dict)
     lock: threading.Condition = field(default_factory=threading.Condition)
@@ -211,7 +209,7 @@ class _Attempt:
         path = self.launch.log_path
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
-        self.writer = _LogWriter(os.fdopen(fd, "wb"), masker, self.launch, on_output)
+        self.writer = LogWriter(os.fdopen(fd, "wb"), masker, self.launch, on_output)
 
     def receive(self, number: int, data: bytes) -> None:
         """Write chunk `number` (chunks may only arrive in order, but do not rely on it)."""
@@ -288,7 +286,7 @@ def run_attempt(launch: Launch, topic: str, key: str, grace: float) -> dict[str,
         preexec_fn=_die_with_parent)  # noqa: PLW1509 - only prctl, async-signal-safe
     worker.log_event(topic, {"key": key, "pid": proc.pid, "worker": worker.address})
     assert proc.stdout is not None
-    watch = _Watch(proc, launch, grace)
+    watch = Watch(proc, launch, grace)
     chunks = 0
     pipe = proc.stdout.fileno()
     pidfd = os.pidfd_open(proc.pid)

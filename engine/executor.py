@@ -102,16 +102,7 @@ class LocalExecutor:
 
     def wait(self, timeout: float) -> list[JobExit]:
         """Ended attempts (at least one unless `timeout` passed first)."""
-        exits: list[JobExit] = []
-        try:
-            exits.append(self._exits.get(timeout=max(timeout, 0.0)))
-        except queue.Empty:
-            return exits
-        while True:
-            try:
-                exits.append(self._exits.get_nowait())
-            except queue.Empty:
-                break
+        exits = drain(self._exits, timeout)
         with self._lock:
             for ended in exits:
                 self._threads.pop(ended.job, None)
@@ -147,7 +138,7 @@ class LocalExecutor:
         fd = os.open(launch.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW,
                      0o644)
         with os.fdopen(fd, "wb") as log:
-            writer = _LogWriter(log, self._masker, launch, self._on_output)
+            writer = LogWriter(log, self._masker, launch, self._on_output)
             try:
                 proc = subprocess.Popen(
                     ["/bin/sh", "-c", launch.command], cwd=launch.cwd, env=dict(launch.env),
@@ -173,9 +164,9 @@ class LocalExecutor:
                        launch.log_path, writer.sha256(), stopped=outcome.stopped)
 
     def _watch(self, proc: subprocess.Popen[bytes], launch: Launch,
-               writer: _LogWriter) -> _Outcome:
+               writer: LogWriter) -> _Outcome:
         assert proc.stdout is not None
-        watch = _Watch(proc, launch, self._kill_grace)
+        watch = Watch(proc, launch, self._kill_grace)
         pipe = proc.stdout.fileno()
         pidfd = os.pidfd_open(proc.pid)
         with selectors.DefaultSelector() as selector:
@@ -202,6 +193,20 @@ class LocalExecutor:
         return watch.outcome()
 
 
+def drain(exits: queue.Queue[JobExit], timeout: float) -> list[JobExit]:
+    """Every ended attempt in `exits`, waiting up to `timeout` seconds for the first."""
+    ended: list[JobExit] = []
+    try:
+        ended.append(exits.get(timeout=max(timeout, 0.0)))
+    except queue.Empty:
+        return ended
+    while True:
+        try:
+            ended.append(exits.get_nowait())
+        except queue.Empty:
+            return ended
+
+
 def _describe(exc: Exception) -> str:
     if isinstance(exc, OSError):
         if exc.errno == errno.ELOOP and exc.filename:
@@ -218,7 +223,7 @@ class _Outcome:
     stopped: bool
 
 
-class _Watch:
+class Watch:
     """Timers of one attempt: timeout, stop request, KILL escalation, output drain."""
 
     def __init__(self, proc: subprocess.Popen[bytes], launch: Launch, grace: float) -> None:
@@ -289,7 +294,7 @@ class _Watch:
         return _Outcome(exit_code, error, self.stop_reason is not None)
 
 
-class _LogWriter:
+class LogWriter:
     """Masks output line by line, writes it to the log and hands it to the observer."""
 
     def __init__(self, log: BinaryIO, masker: Masker, launch: Launch,
