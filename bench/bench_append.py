@@ -22,13 +22,10 @@ whose latency you want to know. Timing never goes into the test suite; this is r
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -36,6 +33,7 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+import harness  # type: ignore[import-not-found]  # the script next to this one
 from bench_replay import (  # type: ignore[import-not-found]  # the script next to this one
     Clock,
     job_events,
@@ -47,9 +45,6 @@ from pulsaride.engine.aggregate import PipelineRun
 from pulsaride.engine.loader import load_pipeline_file
 from pulsaride.engine.store import RunFile
 
-BENCH_DIR = Path(__file__).resolve().parent
-REPO = BENCH_DIR.parent
-RESULTS_DIR = BENCH_DIR / "results"
 RUN_ID = "bench-append"
 JOBS = 100
 
@@ -142,9 +137,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--events", type=int, default=10_000, help="events appended")
     parser.add_argument("--workdir", type=Path, help="where to write the run [default: temp dir]")
     parser.add_argument("--keep", action="store_true", help="keep the work dir")
-    parser.add_argument("--json", action="store_true", help="print a JSON document")
-    parser.add_argument("--save", action="store_true",
-                        help=f"also write the JSON document to {RESULTS_DIR.relative_to(REPO)}/")
+    harness.add_report_options(parser)
     args = parser.parse_args(argv)
     if args.events < 2 * JOBS:
         parser.error(f"need --events >= {2 * JOBS}")
@@ -152,26 +145,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="pt-bench-append-"))
-    if args.workdir is not None:
-        if work.exists() and any(work.iterdir()):
-            print(f"{work} is not empty", file=sys.stderr)
-            return 2
-        work.mkdir(parents=True, exist_ok=True)
-    try:
-        doc = run_benchmark(args, work)
-    finally:
-        if not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
-    print(json.dumps(doc, indent=2) if args.json else render(doc))
-    if args.save:
-        RESULTS_DIR.mkdir(exist_ok=True)
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        target = RESULTS_DIR / f"append-{stamp}.json"
-        target.write_text(json.dumps(doc, indent=2) + "\n")
-        print(f"saved {target}", file=sys.stderr)
-    return 0
+    return harness.main("append", parse_args(argv), run_benchmark, render)
 
 
 if __name__ == "__main__":

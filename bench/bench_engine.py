@@ -24,7 +24,6 @@ Timing never goes into the test suite; this is run by hand.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import resource
@@ -32,7 +31,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -40,10 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-BENCH_DIR = Path(__file__).resolve().parent
-REPO = BENCH_DIR.parent
-RESULTS_DIR = BENCH_DIR / "results"
-
+import harness  # type: ignore[import-not-found]  # the script next to this one
 
 # ---- the DAGs --------------------------------------------------------------------------------
 
@@ -280,11 +275,6 @@ def render(doc: dict[str, Any]) -> str:
 # ---- main ------------------------------------------------------------------------------------
 
 
-def default_pt() -> str:
-    venv_pt = Path(sys.executable).parent / "pt"
-    return str(venv_pt) if venv_pt.exists() else (shutil.which("pt") or "pt")
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", "-n", type=int, default=3, help="runs per tool and DAG")
@@ -292,14 +282,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--lanes", type=int, default=250)
     parser.add_argument("--stages", type=int, default=4)
     parser.add_argument("--chain", type=int, default=200, help="length of the chain DAG")
-    parser.add_argument("--pt", default=default_pt(), help="the pt executable")
+    parser.add_argument("--pt", default=harness.default_pt(), help="the pt executable")
     parser.add_argument("--make", default=shutil.which("make") or "make")
     parser.add_argument("--workdir", type=Path,
                         help="where to build the DAGs [default: temp dir]")
     parser.add_argument("--keep", action="store_true", help="keep the work dir")
-    parser.add_argument("--json", action="store_true", help="print a JSON document")
-    parser.add_argument("--save", action="store_true",
-                        help=f"also write the JSON document to {RESULTS_DIR.relative_to(REPO)}/")
+    harness.add_report_options(parser)
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.lanes < 1 or args.stages < 2 or args.chain < 2:
         parser.error("need --repeats >= 1, --lanes >= 1, --stages >= 2, --chain >= 2")
@@ -334,29 +322,7 @@ def run_benchmark(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="pt-bench-engine-"))
-    if args.workdir is not None:
-        if work.exists() and any(work.iterdir()):
-            print(f"{work} is not empty", file=sys.stderr)
-            return 2
-        work.mkdir(parents=True, exist_ok=True)
-    try:
-        doc = run_benchmark(args, work)
-    except BenchError as exc:
-        print(f"benchmark failed: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        if not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
-    print(json.dumps(doc, indent=2) if args.json else render(doc))
-    if args.save:
-        RESULTS_DIR.mkdir(exist_ok=True)
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        target = RESULTS_DIR / f"engine-{stamp}.json"
-        target.write_text(json.dumps(doc, indent=2) + "\n")
-        print(f"saved {target}", file=sys.stderr)
-    return 0
+    return harness.main("engine", parse_args(argv), run_benchmark, render, errors=(BenchError,))
 
 
 if __name__ == "__main__":

@@ -27,29 +27,26 @@ import argparse
 import cProfile
 import gc
 import io
-import json
 import os
 import platform
 import pstats
 import resource
-import shutil
 import statistics
 import subprocess
 import sys
 import tarfile
-import tempfile
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import harness  # type: ignore[import-not-found]  # the script next to this one
 import orjson
 from bench_replay import (  # type: ignore[import-not-found]  # the script next to this one
     BATCH,
     GROUP,
     Clock,
-    default_pt,
     job_events,
     make,
     plan,
@@ -69,9 +66,6 @@ from pulsaride.engine.seal import load_public_key
 from pulsaride.engine.store import RunFile
 from pulsaride.projections.verify import verify_run
 
-BENCH_DIR = Path(__file__).resolve().parent
-REPO = BENCH_DIR.parent
-RESULTS_DIR = BENCH_DIR / "results"
 RUN_ID = "bench-evidence"
 LOG_DATA = b"log"  # bench_replay.job_events records sha256(b"log") for every log
 
@@ -192,14 +186,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, default=1000,
                         help="jobs in the pipeline (attempts per job follow from --lines)")
     parser.add_argument("--repeats", "-n", type=int, default=3)
-    parser.add_argument("--pt", default=default_pt(), help="the pt executable")
+    parser.add_argument("--pt", default=harness.default_pt(), help="the pt executable")
     parser.add_argument("--workdir", type=Path, help="where to write the run [default: temp dir]")
     parser.add_argument("--keep", action="store_true", help="keep the work dir")
     parser.add_argument("--profile", type=int, metavar="TOP", default=0,
                         help="also print a cProfile of one verify (TOP functions, to stderr)")
-    parser.add_argument("--json", action="store_true", help="print a JSON document")
-    parser.add_argument("--save", action="store_true",
-                        help=f"also write the JSON document to {RESULTS_DIR.relative_to(REPO)}/")
+    harness.add_report_options(parser)
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.jobs < 1 or args.lines < 2 * args.jobs + 3:
         parser.error("need --repeats >= 1, --jobs >= 1, --lines >= 2 * jobs + 3")
@@ -290,29 +282,7 @@ def render(doc: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="pt-bench-evidence-"))
-    if args.workdir is not None:
-        if work.exists() and any(work.iterdir()):
-            print(f"{work} is not empty", file=sys.stderr)
-            return 2
-        work.mkdir(parents=True, exist_ok=True)
-    try:
-        doc = run_benchmark(args, work)
-    except RuntimeError as exc:
-        print(f"benchmark failed: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        if not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
-    print(json.dumps(doc, indent=2) if args.json else render(doc))
-    if args.save:
-        RESULTS_DIR.mkdir(exist_ok=True)
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        target = RESULTS_DIR / f"evidence-{stamp}.json"
-        target.write_text(json.dumps(doc, indent=2) + "\n")
-        print(f"saved {target}", file=sys.stderr)
-    return 0
+    return harness.main("evidence", parse_args(argv), run_benchmark, render, errors=(RuntimeError,))
 
 
 if __name__ == "__main__":

@@ -43,19 +43,17 @@ import sqlite3
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import harness  # type: ignore[import-not-found]  # the script next to this one
 import psycopg
+from harness import say  # type: ignore[import-not-found]
 
-BENCH_DIR = Path(__file__).resolve().parent
-REPO = BENCH_DIR.parent
-RESULTS_DIR = BENCH_DIR / "results"
 TRANSFORM = "bench_items"
 SCHEMAS = {"pt": "pt", "copy": "copy", "pgloader": "pgl"}
 PGLOADER_MISSING = ("pgloader is not installed (Debian package: apt-get install pgloader), "
@@ -219,8 +217,10 @@ def cpu_machine() -> float:
     return busy / os.sysconf("SC_CLK_TCK")
 
 
-def timed(command: Sequence[str], log: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
-    """Run `command`; wall seconds, its CPU seconds, the machine's, and its stdout."""
+def measured(command: Sequence[str], log: Path, env: dict[str, str] | None = None) -> tuple[
+        subprocess.CompletedProcess[bytes], dict[str, float]]:
+    """Run `command`, its stderr appended to `log` after a `$ command` line; the process (with
+    its stdout) and its wall seconds, its CPU seconds and the machine's."""
     cpu0, machine0 = cpu_children(), cpu_machine()
     with log.open("ab") as err:
         err.write(f"$ {' '.join(command)}\n".encode())
@@ -229,13 +229,19 @@ def timed(command: Sequence[str], log: Path, env: dict[str, str] | None = None) 
         proc = subprocess.run(command, stdout=subprocess.PIPE, stderr=err, env=env,
                               check=False)
         wall = time.perf_counter() - start
+    return proc, {"wall_s": wall, "cpu_s": cpu_children() - cpu0,
+                  "machine_cpu_s": cpu_machine() - machine0}
+
+
+def timed(command: Sequence[str], log: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run `command`; wall seconds, its CPU seconds, the machine's, and its stdout."""
+    proc, result = measured(command, log, env)
     if proc.returncode != 0:
         tail = log.read_text(errors="replace")[-3000:]
         raise RuntimeError(f"{command[0]} exited {proc.returncode}:\n{tail}")
     with log.open("ab") as err:
         err.write(proc.stdout)
-    return {"wall_s": wall, "cpu_s": cpu_children() - cpu0,
-            "machine_cpu_s": cpu_machine() - machine0, "stdout": proc.stdout.decode()}
+    return {**result, "stdout": proc.stdout.decode()}
 
 
 def write_transform(folder: Path) -> Path:
@@ -311,11 +317,17 @@ def profile_pt(transform: Path, source: Path, target: Target, *, work: Path,
                top: int) -> str:
     """cProfile of one `pt migrate run` (run as `python -m cProfile`), TOP by own time."""
     target.reset("pt")
-    out_file = work / "pt.prof"
+    return profile_process(["migrate", "run", str(transform), "--source-url",
+                            f"sqlite:///{source}", "--target-url", target.url, "--json"],
+                           work / "pt.prof", top, check=True)
+
+
+def profile_process(pt_args: Sequence[str], out_file: Path, top: int, *, check: bool) -> str:
+    """cProfile of one pt process with these arguments (`python -m cProfile -o OUT_FILE -m
+    pulsaride.cli PT_ARGS`), TOP functions by own and by total time."""
     command = [sys.executable, "-m", "cProfile", "-o", str(out_file), "-m", "pulsaride.cli",
-               "migrate", "run", str(transform), "--source-url", f"sqlite:///{source}",
-               "--target-url", target.url, "--json"]
-    subprocess.run(command, check=True, capture_output=True)
+               *pt_args]
+    subprocess.run(command, check=check, capture_output=True)
     text = io.StringIO()
     stats = pstats.Stats(str(out_file), stream=text)
     stats.sort_stats("tottime").print_stats(top)
@@ -326,9 +338,14 @@ def profile_pt(transform: Path, source: Path, target: Target, *, work: Path,
 # ---- main ------------------------------------------------------------------------------------
 
 
-def default_pt() -> str:
-    venv_pt = Path(sys.executable).parent / "pt"
-    return str(venv_pt) if venv_pt.exists() else (shutil.which("pt") or "pt")
+def add_database_options(parser: argparse.ArgumentParser, name: str) -> None:
+    """--host, --port, --user and --database: the server and the fresh database that
+    database_main creates (default pt_bench_NAME_<pid>) and drops."""
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=5432)
+    parser.add_argument("--user", default="postgres")
+    parser.add_argument("--database", help="name of the fresh database to create and drop "
+                                           f"[default: pt_bench_{name}_<pid>]")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -339,12 +356,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, action="append", default=[], metavar="N",
                         help="also run pt with --batch-size N (repeatable); pt always runs at "
                              "its default batch size too")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=5432)
-    parser.add_argument("--user", default="postgres")
-    parser.add_argument("--database", help="name of the fresh database to create and drop "
-                                           "[default: pt_bench_migrate_<pid>]")
-    parser.add_argument("--pt", default=default_pt(), help="the pt executable")
+    add_database_options(parser, "migrate")
+    parser.add_argument("--pt", default=harness.default_pt(), help="the pt executable")
     parser.add_argument("--psql", default=shutil.which("psql") or "psql")
     parser.add_argument("--pgloader", default=shutil.which("pgloader"),
                         help="the pgloader executable [default: from PATH; skipped if absent]")
@@ -353,17 +366,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="keep the work dir and the database")
     parser.add_argument("--profile", type=int, metavar="TOP", default=0,
                         help="also print a cProfile of one pt run (TOP functions, to stderr)")
-    parser.add_argument("--json", action="store_true", help="print a JSON document")
-    parser.add_argument("--save", action="store_true",
-                        help=f"also write the JSON document to {RESULTS_DIR.relative_to(REPO)}/")
+    harness.add_report_options(parser)
     args = parser.parse_args(argv)
     if args.rows < 1 or args.repeats < 1 or any(b < 1 for b in args.batch_size):
         parser.error("need --rows >= 1, --repeats >= 1 and --batch-size >= 1")
     return args
-
-
-def say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -446,16 +453,9 @@ def run_benchmark(args: argparse.Namespace, work: Path, target: Target) -> dict[
         say("profiling one pt run ...")
         profile = profile_pt(setup.transform, setup.source, target, work=work,
                              top=args.profile)
-    med = statistics.median
     figures: dict[str, Any] = {}
     for name, results in tools.items():
-        wall = med(r["wall_s"] for r in results)
-        figures[name] = {
-            "wall_s": wall, "rows_per_s": args.rows / wall,
-            "cpu_s": med(r["cpu_s"] for r in results),
-            "machine_cpu_s": med(r["machine_cpu_s"] for r in results),
-            "times_s": [r["wall_s"] for r in results],
-        }
+        figures[name] = medians(results, args.rows)
         if name.startswith("pt"):
             figures[name]["summary"] = results[-1]["summary"]
     ratios = {}
@@ -482,6 +482,17 @@ def run_benchmark(args: argparse.Namespace, work: Path, target: Target) -> dict[
         "ratios": ratios,
         "profile": profile,
     }
+
+
+def medians(results: list[dict[str, Any]], rows: int) -> dict[str, Any]:
+    """The median wall seconds, rows/s, CPU seconds of the tool and of the machine, of timed
+    runs (as `measured` returns them); and every run's wall seconds."""
+    med = statistics.median
+    wall = med(r["wall_s"] for r in results)
+    return {"wall_s": wall, "rows_per_s": rows / wall,
+            "cpu_s": med(r["cpu_s"] for r in results),
+            "machine_cpu_s": med(r["machine_cpu_s"] for r in results),
+            "times_s": [r["wall_s"] for r in results]}
 
 
 def pt_label(batch: int | None) -> str:
@@ -525,40 +536,41 @@ def render(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="pt-bench-migrate-"))
-    if args.workdir is not None:
-        if work.exists() and any(work.iterdir()):
-            say(f"{work} is not empty")
-            return 2
-        work.mkdir(parents=True, exist_ok=True)
-    work = work.resolve()
-    target = Target(args.host, args.port, args.user,
-                    args.database or f"pt_bench_migrate_{os.getpid()}")
+def database_main(name: str, args: argparse.Namespace,
+                  run_benchmark: Callable[[argparse.Namespace, Path, Target], dict[str, Any]],
+                  render: Callable[[dict[str, Any]], str]) -> int:
+    """`main` of a benchmark on a fresh database (this one's and bench_validate.py's).
+
+    As harness.main, and: the database (`--database`, default pt_bench_NAME_<pid>) is dropped
+    at the end unless `--keep`; the document's `profile`, if any, goes to stderr.
+    """
     try:
-        doc = run_benchmark(args, work, target)
-    except (RuntimeError, psycopg.Error) as exc:
-        say(f"benchmark failed: {exc}")
-        return 1
-    finally:
-        if not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
-            with contextlib.suppress(psycopg.Error):
-                target.drop()
-        else:
-            say(f"kept {work} and database {target.name}")
+        with harness.work_folder(name, args.workdir, keep=args.keep) as folder:
+            work = folder.resolve()
+            target = Target(args.host, args.port, args.user,
+                            args.database or f"pt_bench_{name}_{os.getpid()}")
+            try:
+                doc = run_benchmark(args, work, target)
+            except (RuntimeError, psycopg.Error) as exc:
+                say(f"benchmark failed: {exc}")
+                return 1
+            finally:
+                if not args.keep:
+                    with contextlib.suppress(psycopg.Error):
+                        target.drop()
+                else:
+                    say(f"kept {work} and database {target.name}")
+    except harness.WorkdirNotEmpty as exc:
+        say(str(exc))
+        return 2
     profile = doc.pop("profile")
     if profile:
         say(profile)
-    print(json.dumps(doc, indent=2) if args.json else render(doc))
-    if args.save:
-        RESULTS_DIR.mkdir(exist_ok=True)
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        path = RESULTS_DIR / f"migrate-{stamp}.json"
-        path.write_text(json.dumps(doc, indent=2) + "\n")
-        say(f"saved {path}")
-    return 0
+    return harness.report(name, doc, render, args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return database_main("migrate", parse_args(argv), run_benchmark, render)
 
 
 if __name__ == "__main__":

@@ -49,7 +49,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -57,13 +56,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import harness  # type: ignore[import-not-found]  # the script next to this one
 from bench_engine import (  # type: ignore[import-not-found]  # the script next to this one
     BenchError,
     Dag,
     ToolRuns,
     chain_dag,
     children_cpu,
-    default_pt,
     lanes_dag,
     machine,
     makefile,
@@ -72,8 +71,6 @@ from bench_engine import (  # type: ignore[import-not-found]  # the script next 
 )
 
 BENCH_DIR = Path(__file__).resolve().parent
-REPO = BENCH_DIR.parent
-RESULTS_DIR = BENCH_DIR / "results"
 TOOLS = ("pt", "make", "doit", "luigi", "snakemake", "prefect")
 
 
@@ -394,15 +391,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="comma-separated tools that run the small DAGs instead")
     parser.add_argument("--small-lanes", type=int, default=25)
     parser.add_argument("--small-chain", type=int, default=50)
-    parser.add_argument("--pt", default=default_pt(), help="the pt executable")
+    parser.add_argument("--pt", default=harness.default_pt(), help="the pt executable")
     parser.add_argument("--make", default=shutil.which("make") or "make")
     parser.add_argument("--compare-venv", type=Path, default=BENCH_DIR / ".venv-compare",
                         help="virtual environment holding doit, luigi, snakemake and prefect")
     parser.add_argument("--workdir", type=Path, help="where to build the DAGs [default: temp]")
     parser.add_argument("--keep", action="store_true", help="keep the work dir")
-    parser.add_argument("--json", action="store_true", help="print a JSON document")
-    parser.add_argument("--save", action="store_true",
-                        help=f"also write the JSON document to {RESULTS_DIR.relative_to(REPO)}/")
+    harness.add_report_options(parser)
     args = parser.parse_args(argv)
     args.tools = ["pt", *(t for t in args.tools.split(",") if t and t != "pt")]
     args.small = [t for t in args.small.split(",") if t]
@@ -465,29 +460,8 @@ def run_benchmark(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="pt-bench-orchestrators-"))
-    if args.workdir is not None:
-        if work.exists() and any(work.iterdir()):
-            print(f"{work} is not empty", file=sys.stderr)
-            return 2
-        work.mkdir(parents=True, exist_ok=True)
-    try:
-        doc = run_benchmark(args, work)
-    except BenchError as exc:
-        print(f"benchmark failed: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        if not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
-    print(json.dumps(doc, indent=2) if args.json else render(doc))
-    if args.save:
-        RESULTS_DIR.mkdir(exist_ok=True)
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        target = RESULTS_DIR / f"orchestrators-{stamp}.json"
-        target.write_text(json.dumps(doc, indent=2) + "\n")
-        print(f"saved {target}", file=sys.stderr)
-    return 0
+    return harness.main("orchestrators", parse_args(argv), run_benchmark, render,
+                        errors=(BenchError,))
 
 
 if __name__ == "__main__":

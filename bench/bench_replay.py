@@ -25,21 +25,19 @@ import cProfile
 import gc
 import hashlib
 import io
-import json
 import os
 import platform
 import pstats
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import harness  # type: ignore[import-not-found]  # the script next to this one
 import orjson
 
 from pulsaride.engine.aggregate import PipelineRun
@@ -55,9 +53,6 @@ from pulsaride.engine.replay import replay
 from pulsaride.engine.store import RunFile
 from pulsaride.engine.times import format_time
 
-BENCH_DIR = Path(__file__).resolve().parent
-REPO = BENCH_DIR.parent
-RESULTS_DIR = BENCH_DIR / "results"
 RUN_ID = "bench-replay"
 STAGES = ("extract", "load", "validate", "switch")
 GROUP = 4  # jobs of a stage interleaved as with --parallelism 4
@@ -289,25 +284,18 @@ def profile_replay(path: Path, top: int) -> str:
 # ---- main ------------------------------------------------------------------------------------
 
 
-def default_pt() -> str:
-    venv_pt = Path(sys.executable).parent / "pt"
-    return str(venv_pt) if venv_pt.exists() else (shutil.which("pt") or "pt")
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lines", type=int, default=1_000_000, help="about this many lines")
     parser.add_argument("--jobs", type=int, default=5000,
                         help="jobs in the pipeline (attempts per job follow from --lines)")
     parser.add_argument("--repeats", "-n", type=int, default=3)
-    parser.add_argument("--pt", default=default_pt(), help="the pt executable")
+    parser.add_argument("--pt", default=harness.default_pt(), help="the pt executable")
     parser.add_argument("--workdir", type=Path, help="where to write the run [default: temp dir]")
     parser.add_argument("--keep", action="store_true", help="keep the work dir")
     parser.add_argument("--profile", type=int, metavar="TOP", default=0,
                         help="also print a cProfile of one replay (TOP functions, to stderr)")
-    parser.add_argument("--json", action="store_true", help="print a JSON document")
-    parser.add_argument("--save", action="store_true",
-                        help=f"also write the JSON document to {RESULTS_DIR.relative_to(REPO)}/")
+    harness.add_report_options(parser)
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.jobs < 1 or args.lines < 2 * args.jobs + 2:
         parser.error("need --repeats >= 1, --jobs >= 1, --lines >= 2 * jobs + 2")
@@ -386,29 +374,7 @@ def render(doc: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="pt-bench-replay-"))
-    if args.workdir is not None:
-        if work.exists() and any(work.iterdir()):
-            print(f"{work} is not empty", file=sys.stderr)
-            return 2
-        work.mkdir(parents=True, exist_ok=True)
-    try:
-        doc = run_benchmark(args, work)
-    except RuntimeError as exc:
-        print(f"benchmark failed: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        if not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
-    print(json.dumps(doc, indent=2) if args.json else render(doc))
-    if args.save:
-        RESULTS_DIR.mkdir(exist_ok=True)
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        target = RESULTS_DIR / f"replay-{stamp}.json"
-        target.write_text(json.dumps(doc, indent=2) + "\n")
-        print(f"saved {target}", file=sys.stderr)
-    return 0
+    return harness.main("replay", parse_args(argv), run_benchmark, render, errors=(RuntimeError,))
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -37,6 +36,7 @@ import psycopg
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
 
+import harness  # noqa: E402
 from bench_engine import lanes_dag, pipeline_yaml  # noqa: E402
 
 from pulsaride.engine.events import RunEvent, RunStarted  # noqa: E402
@@ -177,8 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/test")
     args = parser.parse_args(argv)
-    work = Path(tempfile.mkdtemp(prefix="pt-bench-scale-"))
-    try:
+    with harness.work_folder("scale") as work:
         walls, run_file = executors(work, args.repeats)
         print(f"1000-job lanes DAG (250x4, `true`), pt -j4, median of {args.repeats}:")
         for name, seconds in walls.items():
@@ -195,8 +194,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("  postgresql / jsonl:" + "".join(
             f"  {key}: {figures['postgresql'][key] / figures['jsonl'][key]:.2f}x"
             for key in keys))
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

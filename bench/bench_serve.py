@@ -30,28 +30,23 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
-import json
 import os
 import platform
 import pstats
-import shutil
 import signal
 import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import harness  # type: ignore[import-not-found]  # the script next to this one
 import httpx
 
-BENCH_DIR = Path(__file__).resolve().parent
-REPO = BENCH_DIR.parent
-RESULTS_DIR = BENCH_DIR / "results"
 RUN_ID = "bench-serve"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -302,11 +297,6 @@ def render(doc: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-def default_pt() -> str:
-    venv_pt = Path(sys.executable).parent / "pt"
-    return str(venv_pt) if venv_pt.exists() else (shutil.which("pt") or "pt")
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lanes", type=int, default=250)
@@ -316,12 +306,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-browser", action="store_true", help="skip the Chromium part")
     parser.add_argument("--profile", type=int, default=0, metavar="TOP",
                         help="print a cProfile of the in-process steps (TOP lines) to stderr")
-    parser.add_argument("--pt", default=default_pt(), help="the pt executable")
+    parser.add_argument("--pt", default=harness.default_pt(), help="the pt executable")
     parser.add_argument("--workdir", type=Path, help="where to work [default: temp dir]")
     parser.add_argument("--keep", action="store_true", help="keep the work dir")
-    parser.add_argument("--json", action="store_true", help="print a JSON document")
-    parser.add_argument("--save", action="store_true",
-                        help=f"also write the JSON document to {RESULTS_DIR.relative_to(REPO)}/")
+    harness.add_report_options(parser)
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.lanes < 1 or args.stages < 1 or args.browser_repeats < 1:
         parser.error("need --repeats, --lanes, --stages and --browser-repeats >= 1")
@@ -351,29 +339,7 @@ def run_benchmark(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="pt-bench-serve-"))
-    if args.workdir is not None:
-        if work.exists() and any(work.iterdir()):
-            print(f"{work} is not empty", file=sys.stderr)
-            return 2
-        work.mkdir(parents=True, exist_ok=True)
-    try:
-        doc = run_benchmark(args, work)
-    except BenchError as exc:
-        print(f"benchmark failed: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        if not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
-    print(json.dumps(doc, indent=2) if args.json else render(doc))
-    if args.save:
-        RESULTS_DIR.mkdir(exist_ok=True)
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        target = RESULTS_DIR / f"serve-{stamp}.json"
-        target.write_text(json.dumps(doc, indent=2) + "\n")
-        print(f"saved {target}", file=sys.stderr)
-    return 0
+    return harness.main("serve", parse_args(argv), run_benchmark, render, errors=(BenchError,))
 
 
 if __name__ == "__main__":

@@ -31,60 +31,45 @@ it too). `--profile TOP` adds a cProfile of one `validate hash` process (to stde
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
 import os
 import platform
-import pstats
-import shutil
-import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import harness  # type: ignore[import-not-found]  # the script next to this one
 import psycopg
 from bench_migrate import (
     TRANSFORM,
     Target,
+    add_database_options,
     build_source,
-    cpu_children,
-    cpu_machine,
-    default_pt,
+    database_main,
+    measured,
+    medians,
+    profile_process,
     run_pt,
-    say,
     server_version,
     write_transform,
 )
+from harness import say  # type: ignore[import-not-found]
 
-BENCH_DIR = Path(__file__).resolve().parent
-REPO = BENCH_DIR.parent
-RESULTS_DIR = BENCH_DIR / "results"
 CHECKS = ("counts", "sample", "hash")
 FAULT_KEY = 424_242  # the row whose value is changed for the drill-down run
 
 
 def run_check(command: Sequence[str], log: Path, expect_exit: int) -> dict[str, Any]:
     """Run one `pt validate` process; wall and CPU seconds and its JSON document."""
-    cpu0, machine0 = cpu_children(), cpu_machine()
-    with log.open("ab") as err:
-        err.write(f"$ {' '.join(command)}\n".encode())
-        err.flush()
-        start = time.perf_counter()
-        proc = subprocess.run(command, stdout=subprocess.PIPE, stderr=err, check=False)
-        wall = time.perf_counter() - start
+    proc, result = measured(command, log)
     if proc.returncode != expect_exit:
         tail = log.read_text(errors="replace")[-3000:]
         raise RuntimeError(f"{' '.join(command[1:4])} exited {proc.returncode}, expected "
                            f"{expect_exit}:\n{proc.stdout.decode()[-2000:]}\n{tail}")
-    return {"wall_s": wall, "cpu_s": cpu_children() - cpu0,
-            "machine_cpu_s": cpu_machine() - machine0,
-            "document": json.loads(proc.stdout)["results"][0]}
+    return {**result, "document": json.loads(proc.stdout)["results"][0]}
 
 
 def validate_command(pt: str, check: str, work: Path, source: Path,
@@ -119,15 +104,7 @@ def plant_fault(target: Target) -> int:
 
 def profile_hash(pt_args: list[str], work: Path, top: int) -> str:
     """cProfile of one `pt validate hash` process, TOP functions by own and by total time."""
-    out_file = work / "validate.prof"
-    command = [sys.executable, "-m", "cProfile", "-o", str(out_file), "-m", "pulsaride.cli",
-               *pt_args[1:]]
-    subprocess.run(command, check=False, capture_output=True)
-    text = io.StringIO()
-    stats = pstats.Stats(str(out_file), stream=text)
-    stats.sort_stats("tottime").print_stats(top)
-    stats.sort_stats("cumulative").print_stats(top)
-    return text.getvalue()
+    return profile_process(pt_args[1:], work / "validate.prof", top, check=False)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -135,21 +112,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeats", "-n", type=int, default=1,
                         help="timed runs of each check; the median is reported")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=5432)
-    parser.add_argument("--user", default="postgres")
-    parser.add_argument("--database", help="name of the fresh database to create and drop "
-                                           "[default: pt_bench_validate_<pid>]")
-    parser.add_argument("--pt", default=default_pt(), help="the pt executable")
+    add_database_options(parser, "validate")
+    parser.add_argument("--pt", default=harness.default_pt(), help="the pt executable")
     parser.add_argument("--workdir", type=Path, help="where to write files [default: temp dir]")
     parser.add_argument("--keep", action="store_true", help="keep the work dir and database")
     parser.add_argument("--no-fault", action="store_true",
                         help="leave out the hash run with one changed row")
     parser.add_argument("--profile", type=int, metavar="TOP", default=0,
                         help="also print a cProfile of one validate hash process (stderr)")
-    parser.add_argument("--json", action="store_true", help="print a JSON document")
-    parser.add_argument("--save", action="store_true",
-                        help=f"also write the JSON document to {RESULTS_DIR.relative_to(REPO)}/")
+    harness.add_report_options(parser)
     args = parser.parse_args(argv)
     if args.rows < 100 or args.repeats < 1:
         parser.error("need --rows >= 100 and --repeats >= 1")
@@ -193,16 +164,11 @@ def run_benchmark(args: argparse.Namespace, work: Path, target: Target) -> dict[
             raise RuntimeError(f"hash with one changed row reported {mismatches}")
         say(f"    {result['wall_s']:.2f} s")
         runs["hash (1 row changed)"] = [result]
-    med = statistics.median
     figures = {}
     for name, results in runs.items():
-        wall = med(r["wall_s"] for r in results)
         document = results[-1]["document"]
         figures[name] = {
-            "wall_s": wall, "rows_per_s": args.rows / wall,
-            "cpu_s": med(r["cpu_s"] for r in results),
-            "machine_cpu_s": med(r["machine_cpu_s"] for r in results),
-            "times_s": [r["wall_s"] for r in results],
+            **medians(results, args.rows),
             "status": document["status"],
             "detail": {k: document[k] for k in ("sampled_rows", "differing_buckets",
                                                 "mismatches_total") if document.get(k)},
@@ -243,39 +209,7 @@ def render(doc: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="pt-bench-validate-"))
-    if args.workdir is not None:
-        if work.exists() and any(work.iterdir()):
-            say(f"{work} is not empty")
-            return 2
-        work.mkdir(parents=True, exist_ok=True)
-    work = work.resolve()
-    target = Target(args.host, args.port, args.user,
-                    args.database or f"pt_bench_validate_{os.getpid()}")
-    try:
-        doc = run_benchmark(args, work, target)
-    except (RuntimeError, psycopg.Error) as exc:
-        say(f"benchmark failed: {exc}")
-        return 1
-    finally:
-        if not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
-            with contextlib.suppress(psycopg.Error):
-                target.drop()
-        else:
-            say(f"kept {work} and database {target.name}")
-    profile = doc.pop("profile")
-    if profile:
-        say(profile)
-    print(json.dumps(doc, indent=2) if args.json else render(doc))
-    if args.save:
-        RESULTS_DIR.mkdir(exist_ok=True)
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        path = RESULTS_DIR / f"validate-{stamp}.json"
-        path.write_text(json.dumps(doc, indent=2) + "\n")
-        say(f"saved {path}")
-    return 0
+    return database_main("validate", parse_args(argv), run_benchmark, render)
 
 
 if __name__ == "__main__":
