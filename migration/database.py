@@ -11,6 +11,7 @@ import os
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
@@ -56,7 +57,20 @@ def resolve_url(endpoint: Endpoint, flag: str | None, from_file: str | None,
     password = env.get(endpoint.env_password)
     if password and not url.password and url.get_backend_name() != "sqlite":  # no passwords
         url = url.set(password=password)
+    if endpoint is SOURCE:
+        _check_source_file(url)
     return url
+
+
+def _check_source_file(url: URL) -> None:
+    """A SQLite source must exist: opening a missing file would create an empty database and
+    report "no tables" or "no rows" instead of the typo."""
+    if (url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:")
+            or url.query.get("uri")):
+        return
+    path = Path(url.database)
+    if not path.is_file():
+        raise BadInputError(f"the source database file {path} does not exist")
 
 
 def expand(text: str, env: Mapping[str, str], endpoint: Endpoint) -> str:

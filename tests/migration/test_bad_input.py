@@ -150,9 +150,20 @@ def test_unset_variable_in_a_url(tmp_path: Path) -> None:
 
 def test_no_url_anywhere(tmp_path: Path) -> None:
     path = write_transform(tmp_path, GOOD)
+    (tmp_path / "s.db").touch()
     assert error_line(run(tmp_path, path, "--source-url", "sqlite:///s.db"), 2) == (
         "no target database: give --target-url, set target_url in the transform file, "
         "or set PT_TARGET_URL")
+
+
+def test_a_missing_sqlite_source_is_named_not_created(tmp_path: Path) -> None:
+    path = write_transform(tmp_path, GOOD)
+    expected = "the source database file typo.db does not exist"
+    assert error_line(run(tmp_path, path, *urls("sqlite:///typo.db", "sqlite:///t.db")), 2) \
+        == expected
+    assert error_line(pt("scaffold", "--source-url", "sqlite:///typo.db", "--output",
+                         "pulsaride-pipeline.yml", cwd=tmp_path), 2) == expected
+    assert not (tmp_path / "typo.db").exists()
 
 
 def test_a_url_with_an_unknown_driver(tmp_path: Path) -> None:
