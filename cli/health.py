@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 import orjson
+from sqlalchemy import Engine
 
 from pulsaride.engine.errors import EXIT_FAILED, PulsarideError
 from pulsaride.engine.loader import load_pipeline_file
@@ -58,7 +59,7 @@ def health_command(folder: Path, target_url: str | None, source_url: str | None,
     sys.exit(EXIT_FAILED if _RANK[result.verdict] > _RANK[require] else 0)
 
 
-def _source(flag: str | None, from_file: str | None):  # type: ignore[no-untyped-def]
+def _source(flag: str | None, from_file: str | None) -> Engine | None:
     try:
         return open_engine(resolve_url(SOURCE, flag, from_file))
     except PulsarideError:
