@@ -19,7 +19,6 @@ import ctypes
 import hashlib
 import os
 import queue
-import selectors
 import signal
 import subprocess
 import threading
@@ -39,13 +38,13 @@ from .executor import (
     OutputSink,
     Watch,
     drain,
+    follow,
 )
 from .masking import Masker
 
 CONNECT_SECONDS = 10.0
 OUTPUT_WAIT_SECONDS = 5.0
 WORKER_DIED_EXIT = 255
-_READ = 65536
 # The runner's own environment plays the CI role for its jobs; these describe the runner's
 # machine, not the worker's, and are left to the worker.
 _MACHINE_VARIABLES = frozenset({
@@ -285,32 +284,14 @@ def run_attempt(launch: Launch, topic: str, key: str, grace: float) -> dict[str,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
         preexec_fn=_die_with_parent)  # noqa: PLW1509 - only prctl, async-signal-safe
     worker.log_event(topic, {"key": key, "pid": proc.pid, "worker": worker.address})
-    assert proc.stdout is not None
-    watch = Watch(proc, launch, grace)
     chunks = 0
-    pipe = proc.stdout.fileno()
-    pidfd = os.pidfd_open(proc.pid)
-    with selectors.DefaultSelector() as selector:
-        selector.register(pipe, selectors.EVENT_READ)
-        selector.register(pidfd, selectors.EVENT_READ)
-        while not (watch.exited and watch.pipe_closed):
-            for ready, _ in selector.select(watch.next_wakeup()):
-                if ready.fd == pipe:
-                    data = os.read(pipe, _READ)
-                    if data:
-                        worker.log_event(topic, {"key": key, "n": chunks, "data": data})
-                        chunks += 1
-                    else:
-                        selector.unregister(pipe)
-                        watch.pipe_closed = True
-                else:
-                    selector.unregister(pidfd)
-                    proc.wait()
-                    watch.on_exit()
-            watch.tick(None)
-    os.close(pidfd)
-    proc.stdout.close()
-    outcome = watch.outcome()
+
+    def send(data: bytes) -> None:
+        nonlocal chunks
+        worker.log_event(topic, {"key": key, "n": chunks, "data": data})
+        chunks += 1
+
+    outcome = follow(proc, Watch(proc, launch, grace), send)
     return {"exit_code": outcome.exit_code, "error": outcome.error, "chunks": chunks}
 
 

@@ -31,6 +31,7 @@ _POLL_SECONDS = 0.25
 _MAX_PARTIAL = 64 * 1024
 
 OutputSink = Callable[[str, int, str], None]
+_READ_SIZE = 65536  # bytes of job output read at a time
 """Receives (job, attempt, one line of masked output)."""
 
 
@@ -164,33 +165,41 @@ class LocalExecutor:
                        launch.log_path, writer.sha256(), stopped=outcome.stopped)
 
     def _watch(self, proc: subprocess.Popen[bytes], launch: Launch,
-               writer: LogWriter) -> _Outcome:
-        assert proc.stdout is not None
-        watch = Watch(proc, launch, self._kill_grace)
-        pipe = proc.stdout.fileno()
-        pidfd = os.pidfd_open(proc.pid)
-        with selectors.DefaultSelector() as selector:
-            selector.register(pipe, selectors.EVENT_READ)
-            selector.register(pidfd, selectors.EVENT_READ)
-            while not (watch.exited and watch.pipe_closed):
-                for key, _ in selector.select(watch.next_wakeup()):
-                    if key.fd == pipe:
-                        data = os.read(pipe, 65536)
-                        if data:
-                            writer.write(data)
-                        else:
-                            selector.unregister(pipe)
-                            watch.pipe_closed = True
+               writer: LogWriter) -> Outcome:
+        def stop_reason() -> str | None:
+            with self._lock:
+                return self._stops.get(launch.job)
+
+        return follow(proc, Watch(proc, launch, self._kill_grace), writer.write, stop_reason)
+
+
+def follow(proc: subprocess.Popen[bytes], watch: Watch, on_output: Callable[[bytes], None],
+           stop_reason: Callable[[], str | None] = lambda: None) -> Outcome:
+    """Pass `proc`'s output to `on_output` until it has exited and closed its output, while
+    `watch` enforces the timeout and any stop asked for (`stop_reason`); how it ended."""
+    assert proc.stdout is not None
+    pipe = proc.stdout.fileno()
+    pidfd = os.pidfd_open(proc.pid)
+    with selectors.DefaultSelector() as selector:
+        selector.register(pipe, selectors.EVENT_READ)
+        selector.register(pidfd, selectors.EVENT_READ)
+        while not (watch.exited and watch.pipe_closed):
+            for key, _ in selector.select(watch.next_wakeup()):
+                if key.fd == pipe:
+                    data = os.read(pipe, _READ_SIZE)
+                    if data:
+                        on_output(data)
                     else:
-                        selector.unregister(pidfd)
-                        proc.wait()
-                        watch.on_exit()
-                with self._lock:
-                    reason = self._stops.get(launch.job)
-                watch.tick(reason)
-        os.close(pidfd)
-        proc.stdout.close()
-        return watch.outcome()
+                        selector.unregister(pipe)
+                        watch.pipe_closed = True
+                else:
+                    selector.unregister(pidfd)
+                    proc.wait()
+                    watch.on_exit()
+            watch.tick(stop_reason())
+    os.close(pidfd)
+    proc.stdout.close()
+    return watch.outcome()
 
 
 def drain(exits: queue.Queue[JobExit], timeout: float) -> list[JobExit]:
@@ -217,7 +226,7 @@ def _describe(exc: Exception) -> str:
 
 
 @dataclass(frozen=True)
-class _Outcome:
+class Outcome:
     exit_code: int
     error: str
     stopped: bool
@@ -279,7 +288,7 @@ class Watch:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, sig)
 
-    def outcome(self) -> _Outcome:
+    def outcome(self) -> Outcome:
         code = self.proc.returncode
         if code < 0:
             exit_code = 128 - code
@@ -291,7 +300,7 @@ class Watch:
             error = f"timed out after {self.timeout:g}s ({error or f'exit code {code}'})"
         elif self.stop_reason is not None:
             error = f"stopped: {self.stop_reason}"
-        return _Outcome(exit_code, error, self.stop_reason is not None)
+        return Outcome(exit_code, error, self.stop_reason is not None)
 
 
 class LogWriter:
