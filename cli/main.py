@@ -58,9 +58,27 @@ class PtGroup(click.Group):
         except Exception as exc:
             if os.environ.get("PT_DEBUG"):
                 raise
+            refused = _database_error(exc)
+            if refused is not None:
+                _report(f"database error: {refused}")
+                ctx.exit(EXIT_FAILED)
             _report(f"internal error: {type(exc).__name__}: {exc} "
                     "(run again with PT_DEBUG=1 for the traceback, and please report it)")
             ctx.exit(EXIT_FAILED)
+
+
+def _database_error(exc: Exception) -> str | None:
+    """The first line of what the database or its driver said, if `exc` comes from them (an
+    unreachable server, a refused statement); None otherwise. Looked up in sys.modules: the
+    drivers are imported only by the commands that use them."""
+    kinds = tuple(kind for module, name in (("sqlalchemy.exc", "SQLAlchemyError"),
+                                            ("psycopg", "Error"), ("pymysql", "Error"))
+                  if (kind := getattr(sys.modules.get(module), name, None)) is not None)
+    if not kinds or not isinstance(exc, kinds):
+        return None
+    original = getattr(exc, "orig", None) or exc
+    lines = str(original).strip().splitlines()
+    return lines[0] if lines else type(original).__name__
 
 
 def _report(message: str) -> None:

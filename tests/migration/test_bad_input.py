@@ -142,6 +142,19 @@ def test_unreachable_database(people: tuple[Db, Db], tmp_path: Path, side: str) 
     assert "refused" in message or "failed" in message
 
 
+@pytest.mark.parametrize("command", [
+    ["validate", "counts", "--table", "people"], ["validate", "sample", "--table", "people"],
+    ["validate", "hash", "--table", "people"], ["health"], ["migrate", "deferred"],
+    ["migrate", "cutover", "people.yaml", "--verify"]])
+def test_an_unreachable_target_is_one_line_for_every_command(
+        people: tuple[Db, Db], tmp_path: Path, command: list[str]) -> None:
+    nowhere = f"postgresql://postgres@127.0.0.1:{_closed_port()}/nothing"
+    write_transform(tmp_path, GOOD, name="people.yaml")
+    source_flag = [] if command[0] == "migrate" else ["--source-url", people[0].url]
+    message = error_line(pt(*command, *source_flag, "--target-url", nowhere, cwd=tmp_path), 1)
+    assert message.startswith("database error: ") and "refused" in message, message
+
+
 def test_unset_variable_in_a_url(tmp_path: Path) -> None:
     path = write_transform(tmp_path, "source_url: postgresql://app@${DB_HOST}/x\n" + GOOD)
     assert error_line(run(tmp_path, path, "--target-url", "sqlite:///t.db"), 2) == \
