@@ -15,7 +15,6 @@ new attempt recorded first). DONE therefore stays once-only.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import hashlib
 import os
 import queue
@@ -40,6 +39,7 @@ from .executor import (
     drain,
     follow,
 )
+from .lifetime import die_with_parent
 from .masking import Masker
 
 CONNECT_SECONDS = 10.0
@@ -282,7 +282,7 @@ def run_attempt(launch: Launch, topic: str, key: str, grace: float) -> dict[str,
     proc = subprocess.Popen(
         ["/bin/sh", "-c", launch.command], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-        preexec_fn=_die_with_parent)  # noqa: PLW1509 - only prctl, async-signal-safe
+        preexec_fn=die_with_parent)  # noqa: PLW1509 - only prctl, async-signal-safe
     worker.log_event(topic, {"key": key, "pid": proc.pid, "worker": worker.address})
     chunks = 0
 
@@ -300,8 +300,3 @@ def signal_group(pid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)
 
-
-def _die_with_parent() -> None:
-    """In the job's shell: die with the worker (a SIGKILLed worker cannot stop its jobs)."""
-    with contextlib.suppress(Exception):
-        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG

@@ -20,7 +20,7 @@ import zlib
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from sqlalchemy import Connection, Engine, column, func, select, table, type_coerce
@@ -29,12 +29,15 @@ from sqlalchemy.types import NullType
 from .canonical import MASK64, ColumnRule, key_text, row_converter, row_hash, rule_for, sampled
 from .database import SOURCE, TARGET, open_engine, resolve_url
 from .deferral import existing_keys, norm
+from .forked import Forked
 from .registry import Entry, now, read_entry
 from .rows import RowMaker
 from .source import SourcePlan, plan_source
 from .tables import DEFERRED, DLQ, VALIDATION, ensure_tables
 from .transform import OnMissing, Transform
 from .writer import TargetTable, dumps, reflect_target
+
+T = TypeVar("T")
 
 PASS, FAIL = "PASS", "FAIL"
 REJECTED = ("TRANSFORM_ERROR", "FK_MISSING")  # dead letters of the copy (pulsaride_dlq)
@@ -366,14 +369,20 @@ def validate_hash(sides: Sides, buckets: int) -> Result:
     with sides.source.connect() as reader, sides.target.connect() as connection:
         plan = plan_source(reader, transform)
         layout = _layout(connection, transform, plan, reader.dialect.name)
-        mine = _bucket_sums(
-            (layout.canonical(v) for _, v in source_rows(reader, transform, plan)),
-            layout, buckets)
-        theirs = _bucket_sums((layout.canonical(r) for r in target_rows(
-            connection, layout)), layout, buckets)
+        # The target side in a forked process, the source side here: both at once.
+        target_side = Forked(lambda: _on_target(sides.target, lambda c: _bucket_sums(
+            (layout.canonical(r) for r in target_rows(c, layout)), layout, buckets)))
+        try:
+            mine = _bucket_sums(
+                (layout.canonical(v) for _, v in source_rows(reader, transform, plan)),
+                layout, buckets)
+            theirs = target_side.result()
+        finally:
+            target_side.close()
         differing = sorted(b for b in set(mine) | set(theirs) if mine.get(b) != theirs.get(b))
         check = _Check(reader, connection, transform, plan, layout)
-        mismatches = _drill_down(check, set(differing), buckets) if differing else []
+        mismatches = _drill_down(check, sides.target, set(differing), buckets) \
+            if differing else []
     status = PASS if not mismatches else FAIL
     return Result("hash", transform.target_table, transform.name, status, {
         "buckets": buckets, "source_rows": sum(c for c, _ in mine.values()),
@@ -399,18 +408,39 @@ def _bucket_sums(rows: Iterator[list[Any]], layout: Layout,
     return {b: (c, h) for b, (c, h) in sums.items()}
 
 
-def _drill_down(check: _Check, differing: set[int], buckets: int) -> list[Mismatch]:
-    layout = check.layout
-    mine: dict[str, tuple[list[Any], Sequence[Any]]] = {}
-    for row, values in source_rows(check.reader, check.transform, check.plan):
-        key = layout.key_of(values)
-        if _bucket(key, buckets) in differing:
-            mine[key_text(key)] = (layout.canonical(values), row)
+def _on_target(target: Engine, work: Callable[[Connection], T]) -> T:
+    """`work` on a connection of its own to `target`, in a forked process (the inherited
+    connections are the parent's: left alone)."""
+    target.dispose(close=False)
+    with target.connect() as connection:
+        return work(connection)
+
+
+def _target_in(connection: Connection, layout: Layout, differing: set[int],
+               buckets: int) -> dict[str, list[list[Any]]]:
+    """The canonical target rows of the `differing` buckets, by key text."""
     theirs: dict[str, list[list[Any]]] = defaultdict(list)
-    for row in target_rows(check.connection, layout):
+    for row in target_rows(connection, layout):
         key = layout.key_of(row)
         if _bucket(key, buckets) in differing:
             theirs[key_text(key)].append(layout.canonical(row))
+    return dict(theirs)
+
+
+def _drill_down(check: _Check, target: Engine, differing: set[int],
+                buckets: int) -> list[Mismatch]:
+    layout = check.layout
+    target_side = Forked(lambda: _on_target(
+        target, lambda c: _target_in(c, layout, differing, buckets)))
+    try:
+        mine: dict[str, tuple[list[Any], Sequence[Any]]] = {}
+        for row, values in source_rows(check.reader, check.transform, check.plan):
+            key = layout.key_of(values)
+            if _bucket(key, buckets) in differing:
+                mine[key_text(key)] = (layout.canonical(values), row)
+        theirs = target_side.result()
+    finally:
+        target_side.close()
     absent = _Absence(check.connection, check.transform, check.plan)
     mismatches: list[Mismatch] = []
     for text_key in sorted(set(mine) | set(theirs)):
