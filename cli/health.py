@@ -14,7 +14,13 @@ from pulsaride.engine.errors import EXIT_FAILED, PulsarideError
 from pulsaride.engine.loader import load_pipeline_file
 from pulsaride.engine.operations import read_run
 from pulsaride.migration.catalog import transforms_in
-from pulsaride.migration.database import SOURCE, TARGET, open_engine, resolve_url
+from pulsaride.migration.database import (
+    SOURCE,
+    TARGET,
+    open_engine,
+    open_source,
+    resolve_url,
+)
 from pulsaride.migration.health import _RANK, Health, assess
 from pulsaride.projections.status import run_state
 
@@ -61,7 +67,7 @@ def health_command(folder: Path, target_url: str | None, source_url: str | None,
 
 def _source(flag: str | None, from_file: str | None) -> Engine | None:
     try:
-        return open_engine(resolve_url(SOURCE, flag, from_file))
+        return open_source(resolve_url(SOURCE, flag, from_file))
     except PulsarideError:
         return None  # hints that need the source are left out
 

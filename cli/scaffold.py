@@ -8,7 +8,7 @@ import click
 from sqlalchemy.exc import SQLAlchemyError
 
 from pulsaride.engine.errors import PulsarideError
-from pulsaride.migration.database import SOURCE, open_engine, resolve_url
+from pulsaride.migration.database import SOURCE, open_source, resolve_url
 from pulsaride.migration.scaffold import read_schema, scaffold, write_files
 
 from .migrate import first_line
@@ -31,7 +31,7 @@ def scaffold_command(source_url: str | None, output: Path, target_url: str,
     """Read the source schema (tables, primary and foreign keys) and write one transform file
     per table, target-schema.sql, and a pipeline whose needs follow the foreign keys."""
     url = resolve_url(SOURCE, source_url, None)
-    engine = open_engine(url)
+    engine = open_source(url)
     try:
         schema = read_schema(engine, tables or None, source_schema)
     except SQLAlchemyError as exc:

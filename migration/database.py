@@ -58,12 +58,16 @@ def resolve_url(endpoint: Endpoint, flag: str | None, from_file: str | None,
     password = env.get(endpoint.env_password)
     if password and not url.password and url.get_backend_name() != "sqlite":  # no passwords
         url = url.set(password=password)
-    if endpoint is SOURCE:
-        _check_source_file(url)
     return url
 
 
-def _check_source_file(url: URL) -> None:
+def open_source(url: URL) -> Engine:
+    """`open_engine` for a source, which must exist (see check_source_file)."""
+    check_source_file(url)
+    return open_engine(url)
+
+
+def check_source_file(url: URL) -> None:
     """A SQLite source must exist: opening a missing file would create an empty database and
     report "no tables" or "no rows" instead of the typo."""
     if (url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:")

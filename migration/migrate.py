@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from pulsaride.engine.errors import BadInputError, PulsarideError
 
 from . import deferral, registry
-from .database import SOURCE, TARGET, describe, open_engine, resolve_url
+from .database import SOURCE, TARGET, describe, open_engine, open_source, resolve_url
 from .reading import Prefetch, fetch_all
 from .registry import DONE, Entry
 from .rows import RowMaker
@@ -80,7 +80,7 @@ ProgressSink = Callable[[Progress], None]
 def migrate(request: MigrateRequest, on_progress: ProgressSink | None = None) -> Progress:
     """Copy the table of `request.transform`; see the module docstring."""
     transform = request.transform
-    source = open_engine(resolve_url(SOURCE, request.source_url, transform.source_url))
+    source = open_source(resolve_url(SOURCE, request.source_url, transform.source_url))
     target = open_engine(resolve_url(TARGET, request.target_url, transform.target_url))
     try:
         return _Copy(request, source, target, on_progress or (lambda _p: None)).run()

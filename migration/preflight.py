@@ -17,7 +17,7 @@ from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
 from pulsaride.engine.errors import PulsarideError
 
 from .compat import fits, shape, target_shape
-from .database import SOURCE, TARGET, describe, open_engine, resolve_url
+from .database import SOURCE, TARGET, describe, open_engine, open_source, resolve_url
 from .grammar import Call, parse
 from .source import SourcePlan, plan_source
 from .transform import Field, Transform
@@ -94,7 +94,7 @@ def preflight(transform: Transform, source_url: str | None, target_url: str | No
 def _engine(side: Any, flag: str | None, from_file: str | None, report: Report,
             engines: list[Engine]) -> Engine | None:
     url = resolve_url(side, flag, from_file)
-    engine = open_engine(url)
+    engine = open_source(url) if side is SOURCE else open_engine(url)
     engines.append(engine)
     try:
         with engine.connect():

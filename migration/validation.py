@@ -27,7 +27,7 @@ from sqlalchemy import Connection, Engine, column, func, select, table, type_coe
 from sqlalchemy.types import NullType
 
 from .canonical import MASK64, ColumnRule, key_text, row_converter, row_hash, rule_for, sampled
-from .database import SOURCE, TARGET, open_engine, resolve_url
+from .database import SOURCE, TARGET, open_engine, open_source, resolve_url
 from .deferral import existing_keys, norm
 from .forked import Forked
 from .registry import Entry, now, read_entry
@@ -88,7 +88,7 @@ class Sides:
              target_url: str | None) -> Sides:
         """Engines for the transform's databases."""
         return cls(transform,
-                   open_engine(resolve_url(SOURCE, source_url, transform.source_url)),
+                   open_source(resolve_url(SOURCE, source_url, transform.source_url)),
                    open_engine(resolve_url(TARGET, target_url, transform.target_url)))
 
     def close(self) -> None:

@@ -13,7 +13,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from pulsaride.engine.errors import PulsarideError
 from pulsaride.engine.operations import read_run
 from pulsaride.migration.catalog import transforms_in
-from pulsaride.migration.database import SOURCE, TARGET, open_engine, resolve_url
+from pulsaride.migration.database import (
+    SOURCE,
+    TARGET,
+    open_engine,
+    open_source,
+    resolve_url,
+)
 from pulsaride.migration.health import assess
 from pulsaride.projections.status import run_state
 
@@ -48,7 +54,7 @@ class HealthSource:
         except PulsarideError as exc:
             return _unknown(str(exc))
         try:
-            source = open_engine(resolve_url(SOURCE, self.source_url, transforms[0].source_url
+            source = open_source(resolve_url(SOURCE, self.source_url, transforms[0].source_url
                                              if transforms else None))
         except PulsarideError:
             source = None
