@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import click
 import orjson
@@ -72,8 +73,9 @@ def sample(table: str, fraction: float, seed: int, folder: Path, source_url: str
            target_url: str | None, as_json: bool) -> None:
     """Compare the same rows on both sides (chosen by a hash of the key), field by field
     after canonicalisation; mismatches go to pulsaride_dlq. Exit 1 on any mismatch."""
+    meter = _Meter(f"validate sample {table}")
     result = _run(table, folder, source_url, target_url,
-                  lambda sides: validate_sample(sides, fraction, seed))
+                  lambda sides: validate_sample(sides, fraction, seed, meter), meter)
     _finish([result], as_json, _detail_line)
 
 
@@ -89,19 +91,22 @@ def hash_command(table: str, buckets: int, folder: Path, source_url: str | None,
                  target_url: str | None, as_json: bool) -> None:
     """Check every row without moving data: per key bucket a count and a 64-bit hash sum
     on each side; differing buckets are read again down to the differing keys."""
+    meter = _Meter(f"validate hash {table}")
     result = _run(table, folder, source_url, target_url,
-                  lambda sides: validate_hash(sides, buckets))
+                  lambda sides: validate_hash(sides, buckets, meter), meter)
     _finish([result], as_json, _detail_line)
 
 
 def _run(table: str, folder: Path, source_url: str | None, target_url: str | None,
-         check: Callable[[Sides], Result]) -> Result:
+         check: Callable[[Sides], Result], meter: _Meter | None = None) -> Result:
     sides = Sides.open(transform_for(table, folder), source_url, target_url)
     try:
         result = check(sides)
         record(sides.target, result, os.environ.get("PT_RUN_ID"))
     finally:
         sides.close()
+        if meter is not None:
+            meter.clear()
     _keep_in_run_folder(result)
     return result
 
@@ -149,3 +154,39 @@ def _detail_line(result: Result) -> str:
              for m in result.mismatches[:50]]
     more = len(result.mismatches) - len(shown)
     return "\n".join([head, *shown, *([f"  ... and {more} more"] if more > 0 else [])])
+
+
+class _Meter:
+    """A long check's progress on a terminal: one line on stderr, rewritten in place (nothing
+    when stderr is not a terminal, so logs and pipes stay clean)."""
+
+    INTERVAL = 0.25  # seconds between two updates
+
+    def __init__(self, label: str, stream: TextIO | None = None) -> None:
+        self.label = label
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.phase = ""
+        self.started = self.last = time.monotonic()
+        self.shown = False
+
+    def __call__(self, phase: str, read: int) -> None:
+        if not self.tty:
+            return
+        now = time.monotonic()
+        if phase != self.phase:
+            self.phase, self.started = phase, now
+        elif now - self.last < self.INTERVAL:
+            return
+        self.last = now
+        rate = read / max(now - self.started, 1e-3)
+        self.stream.write(f"\r\x1b[K{self.label}: {phase}: {read:,} source rows "
+                          f"({rate:,.0f} rows/s)")
+        self.stream.flush()
+        self.shown = True
+
+    def clear(self) -> None:
+        """Take the line away (the result is printed next)."""
+        if self.shown:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()

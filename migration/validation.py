@@ -38,6 +38,14 @@ from .transform import OnMissing, Transform
 from .writer import TargetTable, dumps, reflect_target
 
 T = TypeVar("T")
+RowsRead = Callable[[int], None]  # source rows read so far
+Progress = Callable[[str, int], None]  # phase, source rows read so far in it
+
+
+def _phase(on_progress: Progress | None, phase: str) -> RowsRead | None:
+    if on_progress is None:
+        return None
+    return lambda read: on_progress(phase, read)
 
 PASS, FAIL = "PASS", "FAIL"
 REJECTED = ("TRANSFORM_ERROR", "FK_MISSING")  # dead letters of the copy (pulsaride_dlq)
@@ -201,16 +209,21 @@ def empty_as_null(transform: Transform, source_dialect: str) -> bool:
     return option if option is not None else source_dialect == "oracle"
 
 
-def source_rows(reader: Connection, transform: Transform,
-                plan: SourcePlan) -> Iterator[tuple[Sequence[Any], tuple[Any, ...]]]:
+def source_rows(reader: Connection, transform: Transform, plan: SourcePlan,
+                on_rows: RowsRead | None = None) -> Iterator[tuple[Sequence[Any], tuple[Any, ...]]]:
     """(source row, target row as the transform makes it), in source key order; rows the
-    transform rejects are left out (they are counted as rejected)."""
+    transform rejects are left out (they are counted as rejected). `on_rows` hears how many
+    source rows have been read, batch by batch."""
     maker = RowMaker(plan.fields, plan.positions, empty_as_null(transform, reader.dialect.name))
     checkpoint: list[Any] | None = None
+    read = 0
     while True:
         rows = reader.execute(plan.batch(checkpoint, READ_BATCH)).all()
         if not rows:
             return
+        read += len(rows)
+        if on_rows is not None:
+            on_rows(read)
         made, _ = maker.rows(rows)
         for row, values in zip(rows, made, strict=True):
             if values is not None:
@@ -237,7 +250,8 @@ def _relation(target: TargetTable) -> Any:
 # ---- sample ------------------------------------------------------------------------------------
 
 
-def validate_sample(sides: Sides, fraction: float, seed: int) -> Result:
+def validate_sample(sides: Sides, fraction: float, seed: int,
+                    on_progress: Progress | None = None) -> Result:
     """The same deterministic sample of keys on both sides, compared field by field."""
     transform = sides.transform
     ensure_tables(sides.target)
@@ -245,7 +259,8 @@ def validate_sample(sides: Sides, fraction: float, seed: int) -> Result:
         plan = plan_source(reader, transform)
         layout = _layout(connection, transform, plan, reader.dialect.name)
         wanted: dict[str, tuple[list[Any], Sequence[Any], tuple[Any, ...]]] = {}
-        for row, values in source_rows(reader, transform, plan):
+        for row, values in source_rows(reader, transform, plan,
+                                       _phase(on_progress, "reading the source")):
             key = layout.key_of(values)
             if sampled(key, fraction, seed):
                 wanted[key_text(key)] = (layout.canonical(values), row, values)
@@ -362,7 +377,7 @@ def _to_dlq(engine: Engine, transform: Transform, layout: Layout,
 # ---- hash --------------------------------------------------------------------------------------
 
 
-def validate_hash(sides: Sides, buckets: int) -> Result:
+def validate_hash(sides: Sides, buckets: int, on_progress: Progress | None = None) -> Result:
     """Per-bucket counts and hash sums on both sides; differing buckets read key by key."""
     transform = sides.transform
     ensure_tables(sides.target)
@@ -374,14 +389,16 @@ def validate_hash(sides: Sides, buckets: int) -> Result:
             (layout.canonical(r) for r in target_rows(c, layout)), layout, buckets)))
         try:
             mine = _bucket_sums(
-                (layout.canonical(v) for _, v in source_rows(reader, transform, plan)),
+                (layout.canonical(v) for _, v in source_rows(
+                    reader, transform, plan, _phase(on_progress, "hashing both sides"))),
                 layout, buckets)
             theirs = target_side.result()
         finally:
             target_side.close()
         differing = sorted(b for b in set(mine) | set(theirs) if mine.get(b) != theirs.get(b))
         check = _Check(reader, connection, transform, plan, layout)
-        mismatches = _drill_down(check, sides.target, set(differing), buckets) \
+        mismatches = _drill_down(check, sides.target, set(differing), buckets,
+                                 _phase(on_progress, "reading the differing buckets")) \
             if differing else []
     status = PASS if not mismatches else FAIL
     return Result("hash", transform.target_table, transform.name, status, {
@@ -427,14 +444,14 @@ def _target_in(connection: Connection, layout: Layout, differing: set[int],
     return dict(theirs)
 
 
-def _drill_down(check: _Check, target: Engine, differing: set[int],
-                buckets: int) -> list[Mismatch]:
+def _drill_down(check: _Check, target: Engine, differing: set[int], buckets: int,
+                on_rows: RowsRead | None) -> list[Mismatch]:
     layout = check.layout
     target_side = Forked(lambda: _on_target(
         target, lambda c: _target_in(c, layout, differing, buckets)))
     try:
         mine: dict[str, tuple[list[Any], Sequence[Any]]] = {}
-        for row, values in source_rows(check.reader, check.transform, check.plan):
+        for row, values in source_rows(check.reader, check.transform, check.plan, on_rows):
             key = layout.key_of(values)
             if _bucket(key, buckets) in differing:
                 mine[key_text(key)] = (layout.canonical(values), row)

@@ -21,6 +21,9 @@ command does) to keep the suite fast.
 
 from __future__ import annotations
 
+import os
+import pty
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -45,8 +48,10 @@ from pulsaride.migration.validation import (
     validate_hash,
     validate_sample,
 )
+from tests.conftest import PT
 from tests.migration.conftest import (
     Db,
+    clean_env,
     create_table,
     new_maria_database,
     new_pg_database,
@@ -328,6 +333,40 @@ def test_text_output_names_key_field_and_both_values(world: World) -> None:
     assert head.startswith("FAIL  t_empty (sample): ")
     assert f"sampled rows {ROWS}" in head
     assert rest == [f"  key ['{KEY}']: value note: source '', target None"]
+
+
+def _on_a_terminal(args: list[str], cwd: Path) -> tuple[int, str, str]:
+    """Run pt with stderr on a pseudo-terminal (stdout a pipe): exit code, stdout, stderr."""
+    leader, follower = pty.openpty()
+    process = subprocess.Popen([PT, *args], cwd=cwd, env=clean_env(), stdout=subprocess.PIPE,
+                               stderr=follower, text=True)
+    os.close(follower)
+    seen = bytearray()
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # EIO: the process closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+    out, _ = process.communicate(timeout=120)
+    os.close(leader)
+    return process.returncode, out, seen.decode()
+
+
+@pytest.mark.parametrize("world", ["sqlite"], indirect=True)
+def test_a_long_check_shows_its_progress_on_a_terminal_and_only_there(world: World) -> None:
+    code, out, err = _on_a_terminal(
+        ["validate", "hash", "--table", "t_changed", "--buckets", "4"], world.folder)
+    assert code == 1, err
+    assert out.startswith("FAIL  t_changed (hash): ")  # the result stays on stdout
+    assert f"validate hash t_changed: hashing both sides: {ROWS:,} source rows (" in err
+    assert f"validate hash t_changed: reading the differing buckets: {ROWS:,} source" in err
+    assert err.endswith("\r\x1b[K")  # the line is taken away before the result
+    piped = pt("validate", "hash", "--table", "t_changed", "--buckets", "4", cwd=world.folder)
+    assert piped.returncode == 1
+    assert piped.stderr == ""  # not a terminal: no progress
 
 
 # ---- canonicalisation agrees with the real server ------------------------------------------
