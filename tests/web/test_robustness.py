@@ -260,6 +260,17 @@ def test_a_path_like_id_is_refused(damaged: Damaged, target: str) -> None:
     assert b"root:" not in body  # /etc/passwd
 
 
+def test_pages_are_compressed_and_event_streams_are_not(damaged: Damaged) -> None:
+    server = damaged.server
+    page = server.client.get("/", headers={"Accept-Encoding": "gzip"})
+    assert page.status_code == 200
+    assert page.headers.get("content-encoding") == "gzip"
+    assert "<html" in page.text  # decoded by the client
+    with server.client.stream("GET", "/events", headers={"Accept-Encoding": "gzip"}) as events:
+        assert events.headers["content-type"].startswith("text/event-stream")
+        assert "content-encoding" not in events.headers
+
+
 def test_the_server_outlives_all_of_it(damaged: Damaged) -> None:
     for target in PATH_LIKE:
         damaged.server.raw(target)
