@@ -258,12 +258,13 @@ class RunLock:
             if exc.errno == errno.ELOOP:
                 raise RunIdError(f"{path} is a symbolic link; refusing it") from None
             raise
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not _try_lock(fd):
             holder = _read_owner(fd)
-            os.close(fd)
-            raise RunLockedError(_locked_message(path, holder)) from None
+            # A holder seen gone may have exited between the two looks (its lock goes with
+            # it): look once more before blaming the job processes it left.
+            if not (_gone(holder) and _try_lock(fd)):
+                os.close(fd)
+                raise RunLockedError(_locked_message(path, holder))
         os.ftruncate(fd, 0)
         os.pwrite(fd, orjson.dumps(owner) + b"\n", 0)
         os.set_inheritable(fd, True)
@@ -325,12 +326,27 @@ def _read_owner(fd: int) -> dict[str, Any]:
     return owner if isinstance(owner, dict) else {}
 
 
+def _try_lock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _gone(holder: dict[str, Any]) -> bool:
+    """True if the lock's recorded runner is a process of this host that no longer exists
+    (a zombie still counts as existing: its files, the lock among them, are closed first)."""
+    pid = holder.get("pid")
+    local = holder.get("host", "?") == os.uname().nodename
+    return isinstance(pid, int) and local and not _pid_alive(pid)
+
+
 def _locked_message(path: Path, holder: dict[str, Any]) -> str:
     run_id = path.stem
     pid = holder.get("pid")
     host = holder.get("host", "?")
-    alive = _pid_alive(pid) if isinstance(pid, int) and host == os.uname().nodename else None
-    if alive is False:
+    if _gone(holder):
         return (f"run {run_id} is still locked: its runner (pid {pid}) is gone, but job "
                 "processes it started are still running; wait for them or stop them")
     return (f"run {run_id} is active in another process (pid {pid} on {host}, since "
