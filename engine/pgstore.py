@@ -31,9 +31,9 @@ from psycopg import sql
 from .errors import RunFileError, RunIdError, RunLockedError, StoreError, StoreWriteError
 from .events import RunEvent, RunStarted
 from .layout import RunSummary, latest_of, summary_of
-from .lines import GENESIS, LineError, digest, encode
+from .lines import GENESIS, LineError, digest
 from .runstore import safe_url
-from .store import Tail, check_line, check_run_id
+from .store import Tail, chained_lines, check_line, check_run_id
 
 EVENTS_TABLE = "pulsaride_events"
 OWNERS_TABLE = "pulsaride_run_owners"
@@ -315,14 +315,7 @@ class PostgresRunLog:
         """Store `events` as one transaction; the (run, seq) key refuses a concurrent write."""
         if not events:
             return []
-        lines: list[bytes] = []
-        head = self.head
-        for event in events:
-            if event.originator_version != self.seq + len(lines) + 1:
-                raise StoreWriteError(f"{self.where}: event out of sequence (internal error)")
-            line = encode(event, head)
-            head = digest(line)
-            lines.append(line)
+        lines, head = chained_lines(events, self.seq, self.head, self.where)
         self._store.insert(self.run_id, self.seq + 1, lines)
         self.seq += len(lines)
         self.lines += len(lines)

@@ -35,6 +35,20 @@ _RUN_ID = re.compile(RUN_ID_PATTERN)
 _READ_CHUNK = 8 * 1024 * 1024
 
 
+def chained_lines(events: Sequence[RunEvent | RunStarted], seq: int, head: str,
+                  where: str) -> tuple[list[bytes], str]:
+    """The lines of `events`, which must follow line `seq`, each chained to the one before
+    (the first to `head`); and the new head. Shared by every store."""
+    lines: list[bytes] = []
+    for event in events:
+        if event.originator_version != seq + len(lines) + 1:
+            raise StoreWriteError(f"{where}: event out of sequence (internal error)")
+        line = encode(event, head)
+        head = digest(line)
+        lines.append(line)
+    return lines, head
+
+
 def check_run_id(run_id: str) -> str:
     """Return `run_id` if it is a safe file-name-like id; raise RunIdError otherwise."""
     if len(run_id) > RUN_ID_MAX or not _RUN_ID.match(run_id):
@@ -179,14 +193,7 @@ class RunFile:
             return []
         if self.size() != self.offset:
             raise StoreWriteError(f"{self.path}: not caught up before appending (internal error)")
-        lines: list[bytes] = []
-        head = self.head
-        for event in events:
-            if event.originator_version != self.seq + len(lines) + 1:
-                raise StoreWriteError(f"{self.path}: event out of sequence (internal error)")
-            line = encode(event, head)
-            head = digest(line)
-            lines.append(line)
+        lines, head = chained_lines(events, self.seq, self.head, str(self.path))
         data = b"\n".join(lines) + b"\n"
         self._write_durably(data)
         self.offset += len(data)

@@ -195,34 +195,31 @@ def new_maria_database() -> tuple[Db, Callable[[], None]]:
     return db, drop
 
 
-@pytest.fixture
-def pg() -> Iterator[Db]:
-    """A fresh PostgreSQL database, dropped after the test."""
-    db, drop = new_pg_database()
+def _fresh(new: Callable[[], tuple[Db, Callable[[], None]]]) -> Iterator[Db]:
+    """A database made by `new`, dropped after the test."""
+    db, drop = new()
     try:
         yield db
     finally:
         drop()
+
+
+@pytest.fixture
+def pg() -> Iterator[Db]:
+    """A fresh PostgreSQL database, dropped after the test."""
+    yield from _fresh(new_pg_database)
 
 
 @pytest.fixture
 def pg2() -> Iterator[Db]:
     """A second fresh PostgreSQL database (e.g. source and target both on PostgreSQL)."""
-    db, drop = new_pg_database()
-    try:
-        yield db
-    finally:
-        drop()
+    yield from _fresh(new_pg_database)
 
 
 @pytest.fixture
 def maria() -> Iterator[Db]:
     """A fresh MariaDB database, dropped after the test."""
-    db, drop = new_maria_database()
-    try:
-        yield db
-    finally:
-        drop()
+    yield from _fresh(new_maria_database)
 
 
 @pytest.fixture
