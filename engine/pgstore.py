@@ -39,7 +39,8 @@ EVENTS_TABLE = "pulsaride_events"
 OWNERS_TABLE = "pulsaride_run_owners"
 TOPIC_PREFIX = "pulsaride:"
 CONNECT_TIMEOUT = 5
-_OWN, _APPEND = 0x7074_0001, 0x7074_0002  # advisory lock namespaces ("pt" 1 and 2)
+# advisory lock namespaces ("pt" 1, 2 and 3)
+_OWN, _APPEND, _SETUP = 0x7074_0001, 0x7074_0002, 0x7074_0003
 
 RecordedEvent = RunEvent | RunStarted
 
@@ -64,18 +65,21 @@ class PostgresStore:
         """Open the store at `url`, creating its tables if needed; one-line errors."""
         conninfo, schema = _parse(url)
         try:
-            with psycopg.connect(**conninfo, connect_timeout=CONNECT_TIMEOUT,
-                                 autocommit=True) as probe:
-                probe.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
-                    sql.Identifier(schema)))
+            setup = psycopg.connect(**conninfo, connect_timeout=CONNECT_TIMEOUT, autocommit=True)
         except psycopg.Error as exc:
             raise StoreError(f"cannot reach the event store {safe_url(url)}: "
                              f"{_first_line(exc)}") from None
         store = cls(url, conninfo, schema)
         try:
-            store.recorder.create_table()
-            with store._session() as session:
-                session.execute(sql.SQL(
+            with setup:
+                # CREATE ... IF NOT EXISTS is not safe against itself in PostgreSQL (two
+                # sessions can both decide to create): processes opening the store at the same
+                # moment (racing approvers) set it up one at a time.
+                setup.execute("SELECT pg_advisory_lock(%s, %s)", (_SETUP, _key(schema, "")))
+                setup.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
+                    sql.Identifier(schema)))
+                store.recorder.create_table()
+                setup.execute(sql.SQL(
                     "CREATE TABLE IF NOT EXISTS {}.{} (run_id text PRIMARY KEY, owner jsonb)"
                 ).format(sql.Identifier(schema), sql.Identifier(OWNERS_TABLE)))
         except (PersistenceError, psycopg.Error) as exc:
