@@ -15,6 +15,7 @@ import fcntl
 import hashlib
 import os
 import re
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -266,10 +267,8 @@ class RunLock:
                 raise RunIdError(f"{path} is a symbolic link; refusing it") from None
             raise
         if not _try_lock(fd):
-            holder = _read_owner(fd)
-            # A holder seen gone may have exited between the two looks (its lock goes with
-            # it): look once more before blaming the job processes it left.
-            if not (_gone(holder) and _try_lock(fd)):
+            holder = _settled_holder(fd)
+            if holder is not None:
                 os.close(fd)
                 raise RunLockedError(_locked_message(path, holder))
         os.ftruncate(fd, 0)
@@ -331,6 +330,23 @@ def _read_owner(fd: int) -> dict[str, Any]:
     except orjson.JSONDecodeError:
         return {}
     return owner if isinstance(owner, dict) else {}
+
+
+def _settled_holder(fd: int, patience: float = 1.0) -> dict[str, Any] | None:
+    """The holder of the lock on `fd`, or None if the lock was taken after all.
+
+    A recorded runner that is gone is either a runner that left job processes behind, one
+    that just exited (its lock goes with it), or the previous owner of a lock that a new
+    runner took but has not yet written its name into: look again for a moment before
+    blaming job processes."""
+    holder = _read_owner(fd)
+    deadline = time.monotonic() + patience
+    while _gone(holder) and time.monotonic() < deadline:
+        if _try_lock(fd):
+            return None
+        time.sleep(0.02)
+        holder = _read_owner(fd)
+    return holder
 
 
 def _try_lock(fd: int) -> bool:
