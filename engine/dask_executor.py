@@ -41,6 +41,7 @@ from .executor import (
 )
 from .lifetime import die_with_parent
 from .masking import Masker
+from .process_tag import TAG_VARIABLE, new_tag, signal_tagged, tagged
 
 CONNECT_SECONDS = 10.0
 OUTPUT_WAIT_SECONDS = 5.0
@@ -84,7 +85,7 @@ class DaskExecutor:
                 self._finish(attempt, 127, f"no Dask worker offers the resources {missing} "
                                            "the job needs")
                 return
-            spec = replace(launch, env=_portable(launch.env))
+            spec = replace(launch, env=tagged(_portable(launch.env), attempt.tag))
             future = self._client.submit(
                 run_attempt, spec, self._topic, key, self._kill_grace, key=key, pure=False,
                 retries=0, resources=dict(launch.resources) or None)
@@ -184,9 +185,14 @@ class DaskExecutor:
     def _signal(self, attempt: _Attempt, sig: signal.Signals) -> None:
         if attempt.pid is None or attempt.worker is None:
             return
-        with contextlib.suppress(Exception):
-            self._client.run(signal_group, attempt.pid, int(sig), workers=[attempt.worker],
-                             wait=False)
+        # A synchronous client cannot fire and forget (`wait=False` is refused), and this may be
+        # called on the client's own event loop (a start notice): signal from a thread of its own.
+        threading.Thread(target=self._signal_now, args=(attempt.pid, attempt.worker, attempt.tag,
+                                                        sig), daemon=True).start()
+
+    def _signal_now(self, pid: int, worker: str, tag: str, sig: signal.Signals) -> None:
+        with contextlib.suppress(Exception):  # the worker may be gone: its job is gone with it
+            self._client.run(signal_group, pid, int(sig), tag, workers=[worker])
 
 
 @dataclass
@@ -199,6 +205,7 @@ class _Attempt:
     pid: int | None = None
     worker: str | None = None
     stop_reason: str | None = None
+    tag: str = field(default_factory=new_tag)  # carried by the attempt's processes
     writer: LogWriter | None = None
     received: int = 0
     early: dict[int, bytes] = field(default_factory=dict)
@@ -278,6 +285,7 @@ def run_attempt(launch: Launch, topic: str, key: str, grace: float) -> dict[str,
     """On a worker: run the attempt's command, stream its output, return how it ended."""
     worker = get_worker()
     env = {**os.environ, **launch.env, "PT_WORKER": worker.address}
+    tag = launch.env.get(TAG_VARIABLE)
     cwd = launch.cwd if launch.cwd.is_dir() else None
     proc = subprocess.Popen(
         ["/bin/sh", "-c", launch.command], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
@@ -291,12 +299,14 @@ def run_attempt(launch: Launch, topic: str, key: str, grace: float) -> dict[str,
         worker.log_event(topic, {"key": key, "n": chunks, "data": data})
         chunks += 1
 
-    outcome = follow(proc, Watch(proc, launch, grace), send)
+    outcome = follow(proc, Watch(proc, launch, grace, tag), send)
     return {"exit_code": outcome.exit_code, "error": outcome.error, "chunks": chunks}
 
 
-def signal_group(pid: int, sig: int) -> None:
-    """On a worker: signal the process group of an attempt."""
+def signal_group(pid: int, sig: int, tag: str | None = None) -> None:
+    """On a worker: signal the process group of an attempt and the processes that left it."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)
+    if tag is not None:
+        signal_tagged(tag, sig)
 

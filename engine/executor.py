@@ -2,8 +2,9 @@
 
 Each job runs `/bin/sh -c COMMAND` in a session (process group) of its own, so a timeout or an
 abort can stop the job and every child it spawned: SIGTERM to the group, SIGKILL after a grace
-period. Output (stdout and stderr together) is masked, written to the job's log file and
-passed to an observer line by line. One supervising thread per running job.
+period. Processes that left the group are found by the attempt's tag (engine/process_tag.py)
+and get the same signals. Output (stdout and stderr together) is masked, written to the job's
+log file and passed to an observer line by line. One supervising thread per running job.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from .masking import Masker
+from .process_tag import new_tag, signal_tagged, tagged
 
 KILL_GRACE_SECONDS = 5.0
 DRAIN_SECONDS = 1.0
@@ -140,9 +142,10 @@ class LocalExecutor:
                      0o644)
         with os.fdopen(fd, "wb") as log:
             writer = LogWriter(log, self._masker, launch, self._on_output)
+            tag = new_tag()
             try:
                 proc = subprocess.Popen(
-                    ["/bin/sh", "-c", launch.command], cwd=launch.cwd, env=dict(launch.env),
+                    ["/bin/sh", "-c", launch.command], cwd=launch.cwd, env=tagged(launch.env, tag),
                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                     start_new_session=True, pass_fds=self._inherit_fds,
                 )
@@ -153,24 +156,26 @@ class LocalExecutor:
                                f"cannot start: {exc.strerror or exc}", launch.log_path,
                                writer.sha256())
             try:
-                outcome = self._watch(proc, launch, writer)
+                outcome = self._watch(proc, Watch(proc, launch, self._kill_grace, tag), writer)
             except BaseException:
                 # The log cannot be written (disk full...): stop the job rather than leave it.
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(proc.pid, signal.SIGKILL)
+                signal_tagged(tag, signal.SIGKILL)
                 proc.wait()
                 raise
             writer.close()
         return JobExit(launch.job, launch.attempt, outcome.exit_code, outcome.error,
                        launch.log_path, writer.sha256(), stopped=outcome.stopped)
 
-    def _watch(self, proc: subprocess.Popen[bytes], launch: Launch,
-               writer: LogWriter) -> Outcome:
+    def _watch(self, proc: subprocess.Popen[bytes], watch: Watch, writer: LogWriter) -> Outcome:
+        job = watch.job
+
         def stop_reason() -> str | None:
             with self._lock:
-                return self._stops.get(launch.job)
+                return self._stops.get(job)
 
-        return follow(proc, Watch(proc, launch, self._kill_grace), writer.write, stop_reason)
+        return follow(proc, watch, writer.write, stop_reason)
 
 
 def follow(proc: subprocess.Popen[bytes], watch: Watch, on_output: Callable[[bytes], None],
@@ -197,6 +202,7 @@ def follow(proc: subprocess.Popen[bytes], watch: Watch, on_output: Callable[[byt
                     proc.wait()
                     watch.on_exit()
             watch.tick(stop_reason())
+    watch.sweep()
     os.close(pidfd)
     proc.stdout.close()
     return watch.outcome()
@@ -233,10 +239,16 @@ class Outcome:
 
 
 class Watch:
-    """Timers of one attempt: timeout, stop request, KILL escalation, output drain."""
+    """Timers of one attempt: timeout, stop request, KILL escalation, output drain.
 
-    def __init__(self, proc: subprocess.Popen[bytes], launch: Launch, grace: float) -> None:
+    Signals go to the attempt's process group and, when the attempt carries a tag, to every
+    process with that tag (those that left the group)."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], launch: Launch, grace: float,
+                 tag: str | None = None) -> None:
         self.proc = proc
+        self.job = launch.job
+        self.tag = tag
         self.started = time.monotonic()
         self.deadline = self.started + launch.timeout if launch.timeout else None
         self.timeout = launch.timeout
@@ -284,9 +296,17 @@ class Watch:
         self._signal(signal.SIGTERM)
         self.kill_at = now + self.grace
 
+    def sweep(self) -> None:
+        """Once the attempt is over: after a timeout or a stop, nothing of it may live on (a
+        process that ignored SIGTERM and let go of the output would otherwise)."""
+        if self.timed_out or self.stop_reason is not None:
+            self._signal(signal.SIGKILL)
+
     def _signal(self, sig: signal.Signals) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, sig)
+        if self.tag is not None:
+            signal_tagged(self.tag, sig)
 
     def outcome(self) -> Outcome:
         code = self.proc.returncode

@@ -4,8 +4,9 @@ children; a job that was RUNNING when its runner died is never started twice at 
 Every process a test starts carries a unique marker in its environment (a pipeline variable),
 so `processes_with(marker)` finds exactly what the test started (pgrep-like, over /proc).
 tests/test_cli_execution.py already covers one child under a timeout, abort, signals and a
-child that ignores SIGTERM; this family adds process trees of every common shape, repeated,
-and the never-twice-at-once property under kill -9.
+child that ignores SIGTERM; this family adds process trees of every common shape (daemons that
+left the job's process group among them), repeated, and the never-twice-at-once property under
+kill -9.
 """
 
 from __future__ import annotations
@@ -30,6 +31,11 @@ SHAPES = {
     "busy-loop": "while :; do :; done",
     "output-holder": "sleep 30 > /dev/null 2>&1 & sleep 30",
     "nohup": "nohup sleep 30 > /dev/null 2>&1 & wait",
+    # Out of the job's process group: found by the attempt's tag in their environment.
+    "setsid": "setsid sleep 30 & sleep 30",
+    "daemon": "setsid sh -c 'sleep 30 &' < /dev/null > /dev/null 2>&1; sleep 30",
+    "setsid-ignoring-term": ("setsid sh -c 'trap \"\" TERM; exec sleep 30' > /dev/null 2>&1 & "
+                             "sleep 30"),
 }
 
 
@@ -77,29 +83,30 @@ def test_timed_out_process_trees_leave_nothing_behind(zygote: Zygote, tmp_path: 
     tally.save(**{"processes left behind": 0})
 
 
-def test_a_process_that_leaves_the_jobs_session_keeps_the_run_locked(zygote: Zygote,
-                                                                      tmp_path: Path) -> None:
-    """The known limit (ADR 0004): `setsid` puts a process out of the job's process group, so
-    the timeout cannot reach it; it still holds the run lock it inherited, and the run says so
-    instead of being resumed under it."""
+def test_a_process_that_sheds_its_environment_and_group_keeps_the_run_locked(
+        zygote: Zygote, tmp_path: Path) -> None:
+    """The known limit (ADR 0004): a process that leaves the job's process group *and* clears
+    its environment (the attempt's tag with it) cannot be found by the timeout; it still holds
+    the run lock it inherited, and the run says so instead of being resumed under it."""
     marker = _marker()
     pipeline = tmp_path / "pulsaride-pipeline.yml"
     pipeline.write_text(f"""\
 stages: [s]
 variables: {{FAULT_MARK: {marker}}}
 jobs:
-  daemon: {{stage: s, command: "setsid sleep 30 & sleep 30", timeout: 0.5s}}
+  daemon: {{stage: s, command: "env -i FAULT_MARK=$FAULT_MARK setsid sleep 30 & sleep 30",
+            timeout: 0.5s}}
 """)
     try:
         run = zygote.run("pipeline", "run", str(pipeline), "--run-id", "d", "-q", cwd=tmp_path)
         assert run.status == 1
-        assert len(processes_with(marker)) == 1, "the setsid'd sleep escaped (as documented)"
+        assert len(processes_with(marker)) == 1, "the untagged setsid'd sleep escaped"
         refused = zygote.run("pipeline", "resume", str(pipeline), "--run-id", "d", cwd=tmp_path)
         assert refused.status == 2
         assert "job processes it started are still running" in refused.stderr
     finally:
         kill_marked(marker)
-    Tally("orphans", {"known limit pinned: setsid escapes the job's group": 1}).save()
+    Tally("orphans", {"known limit pinned: setsid with a cleared environment escapes": 1}).save()
 
 
 SOLO = """\
@@ -110,7 +117,7 @@ jobs:
     stage: s
     command: >-
       mkdir solo.running || { echo overlap >> overlap.txt; exit 9; };
-      echo "solo $PT_ATTEMPT" >> side.txt; sleep 0.4; rmdir solo.running
+      echo "solo $PT_ATTEMPT" >> side.txt; sleep 2; rmdir solo.running
   after: {stage: t, command: "echo after >> side.txt", needs: [solo]}
 """
 
@@ -128,8 +135,9 @@ def test_a_job_running_when_its_runner_died_never_runs_twice_at_once(zygote: Zyg
         try:
             wait_for((folder / "solo.running").exists, "solo to start")
             assert runner.kill()
-            # Resume again and again while the dead runner's `solo` still runs: every attempt is
-            # refused until it has ended; then one takes over and runs it again, alone.
+            # Resume again and again while the dead runner's `solo` still runs (2 s; a resume
+            # looks for up to a second before it gives up): every attempt is refused until it
+            # has ended; then one takes over and runs it again, alone.
             refusals = 0
             while True:
                 resumed = zygote.run("pipeline", "resume", pipeline, "--run-id", "s", "-q",

@@ -81,6 +81,45 @@ def test_a_job_no_worker_can_take_fails_at_once_with_the_reason(tmp_path: Path, 
     assert "no Dask worker offers the resources {'gpu': 1.0}" in str(failed["error"])
 
 
+def _marked(marker: str) -> list[int]:
+    """Live processes whose environment carries `marker`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and marker.encode() in (entry / "environ").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def test_timeout_and_abort_reach_processes_that_left_the_jobs_group(tmp_path: Path, cluster: Cluster) -> None:
+    marker = f"pt-dask-mark-{os.getpid()}-{time.monotonic_ns()}"
+    (tmp_path / "p.yml").write_text(f"""\
+stages: [s]
+variables: {{DASK_MARK: {marker}}}
+jobs:
+  timed-out: {{stage: s, command: "setsid sleep 120 > /dev/null 2>&1 & sleep 20; touch late-1", timeout: 1s}}
+  aborted: {{stage: s, command: "setsid sleep 120 > /dev/null 2>&1 & sleep 20; touch late-2"}}
+  fails: {{stage: s, command: "sleep 3; exit 1", on_failure: abort}}
+""")
+    try:
+        result = run_pt("pipeline", "run", "p.yml", "--run-id", "t", "-q", "--executor",
+                        f"dask://127.0.0.1:{cluster.port}", cwd=tmp_path)
+        assert result.returncode == 1, result.stderr
+        end = time.monotonic() + 10  # the kernel reaps; the signals were sent before the end
+        while _marked(marker) and time.monotonic() < end:
+            time.sleep(0.05)
+        assert _marked(marker) == []
+    finally:
+        for pid in _marked(marker):
+            os.kill(pid, 9)
+    assert not list(tmp_path.glob("late-*"))  # both jobs were stopped, not waited for
+    ended = {line["job"]: line for line in lines(tmp_path, "t") if line["event"] in ("JobFailed", "JobCancelled")}
+    assert str(ended["timed-out"]["error"]).startswith("timed out after 1s")
+    assert ended["aborted"]["event"] == "JobCancelled"
+
+
 def test_an_unreachable_scheduler_is_one_clear_line(tmp_path: Path) -> None:
     (tmp_path / "p.yml").write_text('stages: [s]\njobs:\n  a: {stage: s, command: "true"}\n')
     result = run_pt("pipeline", "run", "p.yml", "--executor", "dask://127.0.0.1:9", cwd=tmp_path)
