@@ -1,7 +1,7 @@
 """Concurrency: two `resume`s of one run started together, approvals written while the runner
 appends, and the run lock of a killed runner.
 
-- Two resumes, repeated (PT_FAULTS_RESUMES, CI 20, full 100): exactly one takes the run and
+- Two resumes, repeated (PT_FAULTS_RESUMES, CI and full 100): exactly one takes the run and
   runs its jobs; the other refuses ("active in another process") or, if it came after the
   first had finished, says there is nothing to resume. Never two runners at once.
 - Five `approve`s of five gates while the runner appends the lines of 24 quick jobs: every
@@ -54,7 +54,7 @@ jobs:
 
 
 def test_two_resumes_started_together_never_both_run(zygote: Zygote, tmp_path: Path) -> None:
-    trials = size("resumes", ci=20, full=100)
+    trials = size("resumes", ci=100, full=100)
     tally = Tally("concurrent resumes")
     for trial in range(trials):
         folder = tmp_path / f"t{trial}"

@@ -11,7 +11,7 @@ secret planted in the environment appears in no file written.
 Runners are real processes forked from a pre-imported `pt` (tests/faults/zygote.py), except
 the reference run, which uses the `pt` executable.
 
-Sizes: PT_FAULTS_KILLS trials (CI 40, full 10,000); docs/RELIABILITY.md explains the choice.
+Sizes: PT_FAULTS_KILLS trials (CI 200, full 10,000); docs/RELIABILITY.md explains the choice.
 """
 
 from __future__ import annotations
@@ -237,7 +237,7 @@ def test_kill_9_at_random_moments_then_resume(zygote: Zygote, tmp_path: Path) ->
     budget = (time.monotonic() - began) * 1.1
 
     rng = random.Random(seed())
-    trials = size("kills", ci=40, full=10_000)
+    trials = size("kills", ci=200, full=10_000)
     tally = Tally("kill -9 loop")
     for number in range(trials):
         folder = _folder(tmp_path, f"trial-{number}")
