@@ -4,6 +4,9 @@ Each attempt's environment carries a tag of its own (`PT_PROCESS_TAG`); processe
 so one that `setsid`, double-forked or daemonized away from the job's group can still be found
 (over /proc, Linux) and stopped with the group on a timeout or a stop. A process that clears its
 environment sheds the tag too: that is the remaining limit (docs/RELIABILITY.md, ADR 0004).
+
+Tags add up: a job that runs `pt pipeline run` gives its own jobs the outer attempt's tag as
+well as theirs (`outer:inner`), so stopping the outer attempt reaches the inner jobs too.
 """
 
 from __future__ import annotations
@@ -25,13 +28,15 @@ def new_tag() -> str:
 
 
 def tagged(env: Mapping[str, str], tag: str) -> dict[str, str]:
-    """`env` with the attempt's tag."""
-    return {**env, TAG_VARIABLE: tag}
+    """`env` with the attempt's tag added to those it already carries."""
+    outer = env.get(TAG_VARIABLE)
+    return {**env, TAG_VARIABLE: f"{outer}:{tag}" if outer else tag}
 
 
 def tagged_pids(tag: str) -> list[int]:
     """Pids of this user's live processes whose environment carries `tag`."""
-    entry = f"{TAG_VARIABLE}={tag}".encode()
+    prefix = f"{TAG_VARIABLE}=".encode()
+    wanted = tag.encode()
     me = os.getpid()
     found = []
     for proc in _PROC.iterdir():
@@ -41,7 +46,8 @@ def tagged_pids(tag: str) -> list[int]:
             environ = (proc / "environ").read_bytes()
         except OSError:
             continue  # gone, or not ours
-        if entry in environ.split(b"\0"):
+        if any(wanted in variable[len(prefix):].split(b":")
+               for variable in environ.split(b"\0") if variable.startswith(prefix)):
             found.append(int(proc.name))
     return found
 
