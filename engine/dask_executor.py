@@ -41,7 +41,7 @@ from .executor import (
 )
 from .lifetime import die_with_parent
 from .masking import Masker
-from .process_tag import TAG_VARIABLE, new_tag, signal_tagged, tagged
+from .process_tag import TAG_VARIABLE, new_tag, signal_attempt, tagged
 
 CONNECT_SECONDS = 10.0
 OUTPUT_WAIT_SECONDS = 5.0
@@ -192,7 +192,7 @@ class DaskExecutor:
 
     def _signal_now(self, pid: int, worker: str, tag: str, sig: signal.Signals) -> None:
         with contextlib.suppress(Exception):  # the worker may be gone: its job is gone with it
-            self._client.run(signal_group, pid, int(sig), tag, workers=[worker])
+            self._client.run(signal_attempt, pid, tag, int(sig), workers=[worker])
 
 
 @dataclass
@@ -302,11 +302,4 @@ def run_attempt(launch: Launch, topic: str, key: str, grace: float) -> dict[str,
     outcome = follow(proc, Watch(proc, launch, grace, tag), send)
     return {"exit_code": outcome.exit_code, "error": outcome.error, "chunks": chunks}
 
-
-def signal_group(pid: int, sig: int, tag: str | None = None) -> None:
-    """On a worker: signal the process group of an attempt and the processes that left it."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, sig)
-    if tag is not None:
-        signal_tagged(tag, sig)
 

@@ -9,7 +9,6 @@ log file and passed to an observer line by line. One supervising thread per runn
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import hashlib
 import os
@@ -25,15 +24,16 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from .masking import Masker
-from .process_tag import new_tag, signal_tagged, tagged
+from .process_tag import new_tag, signal_attempt, tagged
 
 KILL_GRACE_SECONDS = 5.0
 DRAIN_SECONDS = 1.0
 _POLL_SECONDS = 0.25
 _MAX_PARTIAL = 64 * 1024
 
-OutputSink = Callable[[str, int, str], None]
 _READ_SIZE = 65536  # bytes of job output read at a time
+
+OutputSink = Callable[[str, int, str], None]
 """Receives (job, attempt, one line of masked output)."""
 
 
@@ -155,13 +155,12 @@ class LocalExecutor:
                 return JobExit(launch.job, launch.attempt, 127,
                                f"cannot start: {exc.strerror or exc}", launch.log_path,
                                writer.sha256())
+            watch = Watch(proc, launch, self._kill_grace, tag)
             try:
-                outcome = self._watch(proc, Watch(proc, launch, self._kill_grace, tag), writer)
+                outcome = self._watch(proc, watch, writer)
             except BaseException:
                 # The log cannot be written (disk full...): stop the job rather than leave it.
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                signal_tagged(tag, signal.SIGKILL)
+                watch.kill()
                 proc.wait()
                 raise
             writer.close()
@@ -300,13 +299,14 @@ class Watch:
         """Once the attempt is over: after a timeout or a stop, nothing of it may live on (a
         process that ignored SIGTERM and let go of the output would otherwise)."""
         if self.timed_out or self.stop_reason is not None:
-            self._signal(signal.SIGKILL)
+            self.kill()
+
+    def kill(self) -> None:
+        """SIGKILL everything of the attempt, in its group or not."""
+        self._signal(signal.SIGKILL)
 
     def _signal(self, sig: signal.Signals) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, sig)
-        if self.tag is not None:
-            signal_tagged(self.tag, sig)
+        signal_attempt(self.proc.pid, self.tag, sig)
 
     def outcome(self) -> Outcome:
         code = self.proc.returncode

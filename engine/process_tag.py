@@ -52,6 +52,15 @@ def tagged_pids(tag: str) -> list[int]:
     return found
 
 
+def signal_attempt(group: int, tag: str | None, sig: int) -> None:
+    """Send `sig` to the attempt's process group `group` and, if it has a tag, to every process
+    carrying it (those that left the group)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(group, sig)
+    if tag is not None:
+        signal_tagged(tag, sig)
+
+
 def signal_tagged(tag: str, sig: int) -> int:
     """Send `sig` to every process carrying `tag`; how many were signalled."""
     signalled: set[int] = set()

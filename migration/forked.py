@@ -52,6 +52,12 @@ class Forked(Generic[T]):
         result: T = value
         return result
 
+    def __enter__(self) -> Forked[T]:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
     def close(self) -> None:
         """Stop the child if it still runs (this process gave up on its answer)."""
         if self._process.is_alive():

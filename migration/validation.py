@@ -385,16 +385,14 @@ def validate_hash(sides: Sides, buckets: int, on_progress: Progress | None = Non
         plan = plan_source(reader, transform)
         layout = _layout(connection, transform, plan, reader.dialect.name)
         # The target side in a forked process, the source side here: both at once.
-        target_side = Forked(lambda: _on_target(sides.target, lambda c: _bucket_sums(
-            (layout.canonical(r) for r in target_rows(c, layout)), layout, buckets)))
-        try:
+        with Forked(lambda: _on_target(sides.target, lambda c: _bucket_sums(
+                (layout.canonical(r) for r in target_rows(c, layout)), layout, buckets))
+                ) as target_side:
             mine = _bucket_sums(
                 (layout.canonical(v) for _, v in source_rows(
                     reader, transform, plan, _phase(on_progress, "hashing both sides"))),
                 layout, buckets)
             theirs = target_side.result()
-        finally:
-            target_side.close()
         differing = sorted(b for b in set(mine) | set(theirs) if mine.get(b) != theirs.get(b))
         check = _Check(reader, connection, transform, plan, layout)
         mismatches = _drill_down(check, sides.target, set(differing), buckets,
@@ -447,17 +445,14 @@ def _target_in(connection: Connection, layout: Layout, differing: set[int],
 def _drill_down(check: _Check, target: Engine, differing: set[int], buckets: int,
                 on_rows: RowsRead | None) -> list[Mismatch]:
     layout = check.layout
-    target_side = Forked(lambda: _on_target(
-        target, lambda c: _target_in(c, layout, differing, buckets)))
-    try:
-        mine: dict[str, tuple[list[Any], Sequence[Any]]] = {}
+    mine: dict[str, tuple[list[Any], Sequence[Any]]] = {}
+    with Forked(lambda: _on_target(
+            target, lambda c: _target_in(c, layout, differing, buckets))) as target_side:
         for row, values in source_rows(check.reader, check.transform, check.plan, on_rows):
             key = layout.key_of(values)
             if _bucket(key, buckets) in differing:
                 mine[key_text(key)] = (layout.canonical(values), row)
         theirs = target_side.result()
-    finally:
-        target_side.close()
     absent = _Absence(check.connection, check.transform, check.plan)
     mismatches: list[Mismatch] = []
     for text_key in sorted(set(mine) | set(theirs)):

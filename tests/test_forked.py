@@ -32,10 +32,8 @@ def test_an_error_comes_back_as_it_was_raised() -> None:
     def fail() -> None:
         raise BadInputError("the target table people does not exist")
 
-    forked = Forked(fail)
-    with pytest.raises(BadInputError, match="people does not exist"):
+    with Forked(fail) as forked, pytest.raises(BadInputError, match="people does not exist"):
         forked.result()
-    forked.close()
 
 
 def test_an_error_that_cannot_be_pickled_comes_back_as_its_text() -> None:
@@ -45,17 +43,14 @@ def test_an_error_that_cannot_be_pickled_comes_back_as_its_text() -> None:
     def fail() -> None:
         raise Local("odd")
 
-    forked = Forked(fail)
-    with pytest.raises(RuntimeError, match="Local: odd"):
+    with Forked(fail) as forked, pytest.raises(RuntimeError, match="Local: odd"):
         forked.result()
-    forked.close()
 
 
 def test_a_child_that_dies_is_an_error_not_a_hang() -> None:
-    forked = Forked(lambda: os.kill(os.getpid(), signal.SIGKILL))
-    with pytest.raises(ForkedError, match="ended without an answer"):
+    with (Forked(lambda: os.kill(os.getpid(), signal.SIGKILL)) as forked,
+          pytest.raises(ForkedError, match="ended without an answer")):
         forked.result()
-    forked.close()
 
 
 def _alive(pid: int) -> bool:
