@@ -17,9 +17,10 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, bindparam, column, delete, select, table, text, update
+from sqlalchemy import Connection, bindparam, delete, select, text, update
 
 from . import registry
+from .names import TableName
 from .registry import now
 from .tables import DEFERRED
 from .transform import Dependency, OnMissing
@@ -109,7 +110,7 @@ class DeferralEngine:
     def _present(self, connection: Connection, dependency: Dependency,
                  values: Iterable[Any]) -> set[Any]:
         wanted = {norm(v): v for v in values if v is not None}
-        return existing_keys(connection, dependency.table, dependency.key, wanted.values())
+        return existing_keys(connection, dependency.parent, dependency.key, wanted.values())
 
     def _missing(self, row: Sequence[Any], present: list[set[Any]]) -> int | None:
         for index, position in enumerate(self.via_positions):
@@ -121,7 +122,7 @@ class DeferralEngine:
     def _adopt(self, target_row: Sequence[Any], present: list[set[Any]]) -> None:
         for index, dependency in enumerate(self.dependencies):
             position = self.own_key_positions.get(dependency.key)
-            if dependency.table == self.own_table and position is not None:
+            if dependency.parent.key() == self.own_table and position is not None:
                 present[index].add(norm(target_row[position]))
 
     def _place(self, i: int, row: Sequence[Any], target_row: Sequence[Any], *,
@@ -135,29 +136,27 @@ class DeferralEngine:
             failing = next(self.dependencies[m] for m in missing
                            if self.dependencies[m].on_missing is OnMissing.FAIL)
             failed_value = row[self.via_positions[self.dependencies.index(failing)]]
-            result.failed.append((i, f"no {failing.table}.{failing.key} = {failed_value!r} in "
+            result.failed.append((i, f"no {failing.parent}.{failing.key} = {failed_value!r} in "
                                      "the target (foreign key)"))
         elif OnMissing.DEFER in policies:
-            requirements = [(d.table, d.key, row[p]) for d, p in
+            requirements = [(d.parent.key(), d.key, row[p]) for d, p in
                             zip(self.dependencies, self.via_positions, strict=True)
                             if row[p] is not None]
             result.parked.append((i, Parked(
                 # str(): reflected names are str subclasses, which orjson refuses as keys.
                 payload=dict(zip(map(str, columns), target_row, strict=True)),
-                requirements=requirements, blocking=(first.table, first.key, value),
+                requirements=requirements, blocking=(first.parent.key(), first.key, value),
                 source_row=row)))
         else:
             result.skipped += 1
 
 
-def existing_keys(connection: Connection, parent: str, key: str,
+def existing_keys(connection: Connection, parent: TableName, key: str,
                   values: Iterable[Any]) -> set[Any]:
     """The normalised values among `values` that `parent.key` holds (one query per chunk)."""
     wanted = list(values)
     found: set[Any] = set()
-    schema, _, name = parent.rpartition(".")
-    relation = table(name, column(key), schema=schema or None)
-    key_column = relation.c[key]
+    key_column = parent.clause(key).c[key]
     for start in range(0, len(wanted), LOOKUP_CHUNK):
         chunk = wanted[start:start + LOOKUP_CHUNK]
         rows = connection.execute(select(key_column).where(key_column.in_(chunk)))
@@ -274,7 +273,7 @@ def _split(connection: Connection, rows: list[dict[str, Any]]) -> tuple[
         parsed.append((row, requirements))
         for parent, key, value in requirements:
             needs[(parent, key)][norm(value)] = value
-    present = {pk: existing_keys(connection, pk[0], pk[1], values.values())
+    present = {pk: existing_keys(connection, TableName.from_key(pk[0]), pk[1], values.values())
                for pk, values in needs.items()}
     ready, blocked = [], []
     for row, requirements in parsed:
@@ -297,7 +296,7 @@ def _write_ready(connection: Connection, ready: list[dict[str, Any]],
         payloads = [loads(m["payload"]) for m in members]
         columns = tuple(payloads[0])
         target = targets.get((target_name, columns)) or reflect_target(
-            connection, target_name, columns)
+            connection, TableName.from_key(target_name), columns)
         targets[(target_name, columns)] = target
         write_rows(connection, target, target.columns, [tuple(p.values()) for p in payloads])
         connection.execute(delete(DEFERRED).where(DEFERRED.c.id.in_([m["id"] for m in members])))

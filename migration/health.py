@@ -25,9 +25,10 @@ from sqlalchemy import Connection, Engine, func, inspect, select
 from . import registry
 from .cutover import CUT_OVER, latest_validations, sequences_behind
 from .deferral import existing_keys, norm
+from .names import target_names
 from .registry import DONE
 from .tables import DEFERRED, DLQ, ensure_tables
-from .transform import Transform, fold
+from .transform import Transform
 from .validation import rejected_by_copy
 from .writer import loads
 
@@ -261,13 +262,14 @@ def _parked_parents(connection: Connection, parent: str, key: str,
 def _missing_in_source(source: Engine, parent: Transform, key: str,
                        values: list[str]) -> list[str]:
     """Of `values`, those the parent's source table does not hold either."""
-    if parent.primary.table is None:
+    relation = parent.primary.relation
+    if relation is None:
         return []
     with source.connect() as connection:
         column = _source_column(connection, parent, key)
         if column is None:
             return []
-        present = existing_keys(connection, parent.primary.table, column, values)
+        present = existing_keys(connection, relation, column, values)
     return [v for v in values if norm(v) not in present]
 
 
@@ -279,11 +281,12 @@ def _source_column(connection: Connection, parent: Transform, key: str) -> str |
                        and f.expression is None
                        and f.sources[0].alias == parent.primary.alias), None)
         return field_.sources[0].column if field_ is not None else None
-    assert parent.primary.table is not None
-    schema, _, name = parent.primary.table.rpartition(".")
-    columns = [c["name"] for c in inspect(connection).get_columns(name, schema=schema or None)]
-    return next((c for c in columns
-                 if fold(c, parent.options.fold_identifiers) == key), None)
+    relation = parent.primary.relation
+    assert relation is not None
+    columns = [c["name"] for c in inspect(connection).get_columns(relation.name,
+                                                                  schema=relation.schema)]
+    names, _ = target_names(columns, parent.options.identifiers)
+    return next((c for c, name in zip(columns, names, strict=True) if name == key), None)
 
 
 def _count_hints(tables: list[TableHealth]) -> list[dict[str, Any]]:

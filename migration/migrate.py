@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import psycopg
-from sqlalchemy import Connection, Engine, delete, table, text
+from sqlalchemy import Connection, Engine, delete
 from sqlalchemy.exc import SQLAlchemyError
 
 from pulsaride.engine.errors import BadInputError, PulsarideError
@@ -26,7 +26,7 @@ from .reading import Prefetch, fetch_all
 from .registry import DONE, Entry
 from .rows import RowMaker
 from .source import SourcePlan, plan_source
-from .tables import DLQ, ensure_tables
+from .tables import DEFERRED, DLQ, ensure_tables
 from .transform import RejectPolicy, Transform
 from .writer import CopyText, TargetTable, dumps, reflect_target, write_rows
 
@@ -109,7 +109,7 @@ class _Copy:
         with self.source.connect() as reader:
             plan = plan_source(reader, self.transform)
             with self.target.begin() as connection:
-                target_table = reflect_target(connection, self.transform.target_table,
+                target_table = reflect_target(connection, self.transform.target,
                                               [f.name for f in plan.fields])
                 entry = self._begin(connection, target_table)
             if entry is None:
@@ -137,14 +137,13 @@ class _Copy:
         entry = registry.read_entry(connection, name)
         identity = f"{describe(self.source.url)} {', '.join(self._tables())}"
         if self.request.force:
-            connection.execute(delete(table(target.name, schema=target.schema)))
-            connection.execute(text("DELETE FROM pulsaride_deferred WHERE transform = :t"),
-                               {"t": name})
+            connection.execute(delete(target.table.clause()))
+            connection.execute(delete(DEFERRED).where(DEFERRED.c.transform == name))
             return registry.start(connection, transform=name, file_sha256=self.transform.sha256,
-                                  source=identity, target_table=target.qualified)
+                                  source=identity, target_table=target.key)
         if entry is None:
             return registry.start(connection, transform=name, file_sha256=self.transform.sha256,
-                                  source=identity, target_table=target.qualified)
+                                  source=identity, target_table=target.key)
         if entry.status == DONE:
             self.progress.status = "already done"
             self._account(entry)
@@ -157,7 +156,8 @@ class _Copy:
         return registry.claim(connection, entry)
 
     def _tables(self) -> list[str]:
-        return [s.table or f"({s.alias} query)" for s in self.transform.sources]
+        return [str(s.relation) if s.relation else f"({s.alias} query)"
+                for s in self.transform.sources]
 
     def _account(self, entry: Entry) -> None:
         counters = entry.counters
@@ -175,7 +175,7 @@ class _Copy:
         engine = deferral.DeferralEngine(
             self.transform.depends_on,
             [plan.positions[d.via] for d in self.transform.depends_on],
-            target.qualified, {name: i for i, name in enumerate(target.columns)})
+            target.key, {name: i for i, name in enumerate(target.columns)})
         with contextlib.ExitStack() as stack:
             copy_text = None
             if self.target.dialect.name == "postgresql" and not self.transform.depends_on:
@@ -234,7 +234,7 @@ class _Copy:
             write_rows(connection, target, target.columns,
                        good if in_order else [good[i] for i in sorted_.ready],
                        copy_data=batch.copy_data if in_order else None)
-            deferral.park(connection, self.transform.name, target.qualified,
+            deferral.park(connection, self.transform.name, target.key,
                           [p for _, p in sorted_.parked])
             letters = [(rows[i], "TRANSFORM_ERROR", why) for i, why in rejected] + \
                       [(good_rows[i], "FK_MISSING", why) for i, why in sorted_.failed]
@@ -244,7 +244,7 @@ class _Copy:
                      "rows_skipped": sorted_.skipped}
             deferral.take_turn(connection)  # before the registry row: see take_turn
             entry = registry.commit_batch(connection, entry, batch.checkpoint, delta)
-            replayed = deferral.replay(connection, blocking_table=target.qualified)
+            replayed = deferral.replay(connection, blocking_table=target.key)
         self.progress.read += delta["rows_read"]
         self.progress.written += delta["rows_written"] + replayed.written.get(
             self.transform.name, 0)
@@ -261,7 +261,7 @@ class _Copy:
             return
         moment = registry.now()
         connection.execute(DLQ.insert(), [{
-            "transform": self.transform.name, "target_table": target.qualified,
+            "transform": self.transform.name, "target_table": target.key,
             "reason": reason, "detail": why,
             "row_key": dumps({"key": [row[p] for p in plan.key_positions]}),
             "payload": dumps({str(ref): row[i] for ref, i in plan.positions.items()}),

@@ -11,14 +11,16 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, MetaData, Table, func, select
-from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
+from sqlalchemy import Connection, Engine, Table, func, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from pulsaride.engine.errors import PulsarideError
 
 from .compat import fits, shape, target_shape
 from .database import SOURCE, TARGET, describe, open_engine, open_source, resolve_url
 from .grammar import Call, parse
+from .names import TableName, match_name, quote
+from .relations import NoSuchTable, reflect_table
 from .source import SourcePlan, plan_source
 from .transform import Field, Transform
 from .typemap import postgres_type
@@ -116,28 +118,27 @@ def _plan(reader: Connection, transform: Transform, report: Report) -> SourcePla
 
 
 def _target_table(writer: Connection, transform: Transform, report: Report) -> Table | None:
-    schema, _, name = transform.target_table.rpartition(".")
-    try:
-        return Table(name, MetaData(), autoload_with=writer, schema=schema or None)
-    except NoSuchTableError:
+    table = _reflect(writer, transform.target)
+    if table is None:
         report.findings.append(Finding(
             ERROR, transform.target_table, "the target table does not exist",
             fix="create it, e.g. pt migrate schema target-schema.sql (from pt scaffold)"))
-        return None
+    return table
 
 
 def _check_fields(reader: Connection, plan: SourcePlan, table: Table, *,
                   transform: Transform, report: Report, dialect: Any) -> None:
-    columns = {c.name.lower(): c for c in table.columns}
+    columns = {c.name: c for c in table.columns}
     for field in plan.fields:
         report.fields_checked += 1
-        column = columns.get(field.name.lower())
+        name = match_name(field.name, columns)
+        column = columns[name] if name is not None else None
         if column is None:
             expected = _expected_type(field, plan)
             report.findings.append(Finding(
                 ERROR, transform.target_table, "the target has no such column",
                 column=field.name, source_type=expected,
-                fix=f"ALTER TABLE {transform.target_table} ADD COLUMN {field.name} "
+                fix=f"ALTER TABLE {transform.target.quoted} ADD COLUMN {quote(field.name)} "
                     f"{expected or 'text'}"))
             continue
         actual = _spelled(column, dialect)
@@ -185,7 +186,7 @@ def _check_type(field: Field, plan: SourcePlan, actual: str, transform: Transfor
     report.findings.append(Finding(
         verdict.severity, transform.target_table, verdict.problem, column=field.name,
         source_type=source, target_type=actual,
-        fix=f"ALTER TABLE {transform.target_table} ALTER COLUMN {field.name} TYPE "
+        fix=f"ALTER TABLE {transform.target.quoted} ALTER COLUMN {quote(field.name)} TYPE "
             f"{postgres_type(expected).pg_type}" if verdict.severity == ERROR else None))
 
 
@@ -207,39 +208,38 @@ def _check_nulls(reader: Connection, field: Field, plan: SourcePlan, *, target_n
         source_type=f"{plan.declared_types.get(field.name, '')} NULL".strip(),
         target_type="NOT NULL",
         fix=f"fill the NULLs with an expression (coalesce(?, ...)) or ALTER TABLE "
-            f"{transform.target_table} ALTER COLUMN {field.name} DROP NOT NULL"))
+            f"{transform.target.quoted} ALTER COLUMN {quote(field.name)} DROP NOT NULL"))
 
 
 def _check_keys(writer: Connection, table: Table, transform: Transform, report: Report) -> None:
     if not list(table.primary_key):
-        key = ", ".join(transform.key or ["<key columns>"])
+        key = ", ".join(quote(k) for k in transform.key) if transform.key else "<key columns>"
         report.findings.append(Finding(
             ERROR, transform.target_table, "the target table has no primary key",
-            fix=f"ALTER TABLE {transform.target_table} ADD PRIMARY KEY ({key})"))
-    names = {c.name.lower() for c in table.columns}
+            fix=f"ALTER TABLE {transform.target.quoted} ADD PRIMARY KEY ({key})"))
+    names = [c.name for c in table.columns]
     for column in transform.expect.get("key_columns", []):
-        if str(column).lower() not in names:
+        if match_name(str(column), names) is None:
             report.findings.append(Finding(
                 ERROR, transform.target_table, "expect.key_columns names a missing column",
                 column=str(column), fix="correct expect.key_columns"))
     for dependency in transform.depends_on:
-        parent = _reflect(writer, dependency.table)
+        parent = _reflect(writer, dependency.parent)
         if parent is None:
             report.findings.append(Finding(
                 ERROR, transform.target_table, f"depends_on parent table {dependency.table} "
                 "does not exist in the target", fix="create it before this migration"))
-        elif dependency.key.lower() not in {c.name.lower() for c in parent.columns}:
+        elif match_name(dependency.key, [c.name for c in parent.columns]) is None:
             report.findings.append(Finding(
                 ERROR, transform.target_table, f"depends_on key {dependency.table}."
                 f"{dependency.key} does not exist in the target", column=dependency.key,
                 fix="correct depends_on.key"))
 
 
-def _reflect(connection: Connection, qualified: str) -> Table | None:
-    schema, _, name = qualified.rpartition(".")
+def _reflect(connection: Connection, name: TableName) -> Table | None:
     try:
-        return Table(name, MetaData(), autoload_with=connection, schema=schema or None)
-    except NoSuchTableError:
+        return reflect_table(connection, name)
+    except NoSuchTable:
         return None
 
 

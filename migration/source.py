@@ -12,17 +12,17 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     FromClause,
-    MetaData,
     Select,
-    Table,
     column,
+    false,
     func,
+    literal_column,
     select,
     text,
     tuple_,
     type_coerce,
 )
-from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.types import NullType
 
 from pulsaride.engine.errors import BadInputError
@@ -30,7 +30,9 @@ from pulsaride.engine.errors import BadInputError
 from .filters import compile_filter
 from .grammar import Column as ColumnNode
 from .grammar import GrammarError
-from .transform import ColumnRef, Field, Source, Transform, fold
+from .names import match_name, target_names
+from .relations import NoSuchTable, reflect_table
+from .transform import ColumnRef, Field, Source, Transform
 
 
 class SourceError(BadInputError):
@@ -115,21 +117,20 @@ def plan_source(connection: Connection, transform: Transform) -> SourcePlan:
 
 def _relation(connection: Connection, source: Source) -> FromClause:
     if source.sql is not None:
+        probe: Select[Any] = select(literal_column("*")).select_from(
+            text(source.sql).columns().subquery("pt_probe")).where(false())
         try:
-            names = list(connection.execute(
-                text(f"SELECT * FROM ({source.sql}) pt_probe WHERE 1 = 0")).keys())
+            names = list(connection.execute(probe).keys())
         except SQLAlchemyError as exc:
             raise SourceError(f"source '{source.name}': its sql query fails: "
                               f"{_first_line(exc)}") from None
         return text(source.sql).columns(*(column(n) for n in names)).subquery(source.alias)
-    assert source.table is not None
-    schema, _, name = source.table.rpartition(".")
+    relation = source.relation
+    assert relation is not None
     try:
-        table = Table(name, MetaData(), autoload_with=connection, schema=schema or None)
-    except NoSuchTableError:
-        raise SourceError(f"source '{source.name}': table {source.table} does not exist") \
-            from None
-    return table.alias(source.alias)
+        return reflect_table(connection, relation).alias(source.alias)
+    except NoSuchTable as exc:
+        raise SourceError(f"source '{source.name}': {exc}") from None
 
 
 class _Resolver:
@@ -142,10 +143,8 @@ class _Resolver:
     def resolve(self, ref: ColumnRef) -> ColumnElement[Any]:
         relation = self.relations[ref.alias]
         by_name = {c.name: c for c in relation.columns}
-        found = by_name.get(ref.column)
-        if found is None:
-            found = next((c for n, c in by_name.items() if n.lower() == ref.column.lower()),
-                         None)
+        name = match_name(ref.column, by_name)
+        found = by_name[name] if name is not None else None
         if found is None:
             raise SourceError(f"source column {ref} does not exist (columns of {ref.alias}: "
                               f"{', '.join(by_name)})")
@@ -156,10 +155,10 @@ class _Resolver:
 
 
 def _all_columns(relation: FromClause, transform: Transform) -> list[Field]:
-    fold_names = transform.options.fold_identifiers
-    return [Field(name=fold(c.name, fold_names), sources=(ColumnRef(transform.primary.alias,
-                                                                     c.name),))
-            for c in relation.columns]
+    sources = [c.name for c in relation.columns]
+    names, _ = target_names(sources, transform.options.identifiers)
+    return [Field(name=name, sources=(ColumnRef(transform.primary.alias, source),))
+            for name, source in zip(names, sources, strict=True)]
 
 
 def _primary_key(relation: FromClause, transform: Transform) -> list[ColumnRef]:
@@ -196,8 +195,7 @@ def _declared(col: ColumnElement[Any], connection: Connection,
         table = getattr(col.table, "element", col.table)
         name = getattr(table, "name", None)
         if name and name not in cache:
-            rows = connection.execute(text(f'PRAGMA table_info("{name}")')).all()
-            cache[name] = {row[1]: str(row[2]) for row in rows}
+            cache[name] = sqlite_declared_types(connection, name, getattr(table, "schema", None))
         spelled = cache.get(name or "", {}).get(col.name)
         if spelled:
             return spelled
@@ -207,6 +205,16 @@ def _declared(col: ColumnElement[Any], connection: Connection,
         except Exception:  # an exotic reflected type that cannot be compiled back
             return str(col.type)
     return ""
+
+
+def sqlite_declared_types(connection: Connection, table_name: str,
+                          schema: str | None = None) -> dict[str, str]:
+    """Column -> type as declared in a SQLite table (e.g. NUMBER(10)), which SQLite keeps but
+    does not enforce; the table name is a bound parameter of pragma_table_info."""
+    query = text("SELECT name, type FROM pragma_table_info(:t, :s)") if schema else \
+        text("SELECT name, type FROM pragma_table_info(:t)")
+    rows = connection.execute(query, {"t": table_name, "s": schema}).all()
+    return {str(row[0]): str(row[1]) for row in rows}
 
 
 def _first_line(exc: SQLAlchemyError) -> str:

@@ -21,6 +21,7 @@ from pulsaride.schemas import load_schema
 
 from .expressions import Evaluator, compile_expression
 from .grammar import GrammarError, parse
+from .names import IdentifierRule, TableName, apply_rule
 
 # Rows per batch (one transaction with its checkpoint): pgloader's default too. Measured on
 # 1,000,000 rows (bench/bench_migrate.py): 10,000 took 1.93x the time of psql \copy, 25,000
@@ -66,6 +67,12 @@ class Source:
     alias: str
     table: str | None
     sql: str | None
+    schema: str | None = None
+
+    @property
+    def relation(self) -> TableName | None:
+        """The source table's exact name (None for a query)."""
+        return None if self.table is None else TableName(self.table, self.schema)
 
 
 @dataclass(frozen=True)
@@ -97,6 +104,12 @@ class Dependency:
     key: str
     via: ColumnRef
     on_missing: OnMissing = OnMissing.DEFER
+    schema: str | None = None
+
+    @property
+    def parent(self) -> TableName:
+        """The parent table's exact name."""
+        return TableName(self.table, self.schema)
 
 
 @dataclass(frozen=True)
@@ -104,8 +117,11 @@ class Options:
     """pt's options of a transform."""
 
     empty_string_as_null: bool | None = None  # None: decided by the source dialect
-    fold_identifiers: bool = True
+    identifiers: IdentifierRule = IdentifierRule.FOLD_UPPER
     batch_size: int = DEFAULT_BATCH_SIZE
+    # Whether the file names tables exactly (it states `identifiers`), rather than the first
+    # published way (`SCHEMA.TABLE` in one string).
+    exact_names: bool = False
 
 
 @dataclass(frozen=True)
@@ -129,11 +145,17 @@ class Transform:
     options: Options = field(default_factory=Options)
     source_url: str | None = None
     target_url: str | None = None
+    target_schema: str | None = None
 
     @property
     def primary(self) -> Source:
         """The first source: its key orders and checkpoints the copy."""
         return self.sources[0]
+
+    @property
+    def target(self) -> TableName:
+        """The target table's exact name; `target.key()` stands for it in pt's tables."""
+        return TableName(self.target_table, self.target_schema)
 
 
 def load_transform(path: Path) -> Transform:
@@ -162,7 +184,16 @@ def load_transform(path: Path) -> Transform:
 
 def fold(name: str, enabled: bool = True) -> str:
     """The target spelling of a source identifier: unquoted UPPER names become lower case."""
-    return name.lower() if enabled and name == name.upper() else name
+    return apply_rule(name, IdentifierRule.FOLD_UPPER) if enabled else name
+
+
+def split_legacy(text: str, exact: bool) -> tuple[str | None, str]:
+    """(schema, name) of a table named in a file: exactly as written when the file states
+    its identifier rule, else `SCHEMA.TABLE` split at the last dot (the first format)."""
+    if exact:
+        return None, text
+    schema, _, name = text.rpartition(".")
+    return schema or None, name
 
 
 def _unbool_join_keys(document: dict[str, Any]) -> None:
@@ -200,8 +231,10 @@ class _Builder:
     def build(self, path: Path, sha256: str) -> Transform:
         doc = self.document
         primary = self.sources[0]
-        target = doc.get("target_table") or fold(primary.table or primary.name,
-                                                  self.options.fold_identifiers)
+        rule = self.options.identifiers
+        target = doc.get("target_table") or apply_rule(primary.table or primary.name, rule)
+        schema, target = (doc["target_schema"], target) if "target_schema" in doc else \
+            split_legacy(target, self.options.exact_names)
         fields = tuple(self._field(i, f) for i, f in enumerate(doc["fields"])) \
             if "fields" in doc else None
         self._check_filter(doc.get("filter"))
@@ -224,20 +257,30 @@ class _Builder:
             reject_policy=RejectPolicy(doc.get("reject_policy", "FAIL")),
             expect=dict(doc.get("expect", {})), options=self.options,
             source_url=doc.get("source_url"), target_url=doc.get("target_url"),
+            target_schema=schema,
         )
 
     def _options(self) -> Options:
         raw = self.document.get("options", {})
         empty = raw.get("empty_string_as_null", "auto")
+        if "identifiers" in raw:
+            rule = IdentifierRule(raw["identifiers"])
+        elif raw.get("fold_identifiers", True) is False:
+            rule = IdentifierRule.KEEP  # the first format's way to say it
+        else:
+            rule = IdentifierRule.FOLD_UPPER
         return Options(empty_string_as_null=None if empty == "auto" else bool(empty),
-                       fold_identifiers=raw.get("fold_identifiers", True),
+                       identifiers=rule, exact_names="identifiers" in raw,
                        batch_size=raw.get("batch_size", DEFAULT_BATCH_SIZE))
 
     def _source(self, spec: Mapping[str, Any]) -> Source:
         if "table" not in spec and "sql" not in spec:
             self.problems.append(f"sources: '{spec['name']}' needs a table or an sql query")
+        table, schema = spec.get("table"), spec.get("schema")
+        if table is not None and schema is None:
+            schema, table = split_legacy(table, self.options.exact_names)
         return Source(name=spec["name"], alias=spec.get("alias", spec["name"]),
-                      table=spec.get("table"), sql=spec.get("sql"))
+                      table=table, sql=spec.get("sql"), schema=schema)
 
     def _join(self, spec: Mapping[str, Any]) -> Join:
         for side in ("from", "to"):
@@ -248,7 +291,8 @@ class _Builder:
                     kind=str(spec.get("type", "INNER")).upper())
 
     def _ref(self, text: str, where: str) -> ColumnRef:
-        alias, dot, column = text.rpartition(".")
+        # `alias.COLUMN`: the alias ends at the first dot, so a column name may hold dots.
+        alias, dot, column = text.partition(".")
         if not dot:
             alias, column = self.aliases[0], text
         if alias not in self.aliases:
@@ -274,9 +318,12 @@ class _Builder:
                      target_type=spec.get("target_type"), evaluate=evaluate)
 
     def _dependency(self, index: int, spec: Mapping[str, Any]) -> Dependency:
-        return Dependency(table=spec["table"], key=spec["key"],
+        table, schema = spec["table"], spec.get("schema")
+        if schema is None:
+            schema, table = split_legacy(table, self.options.exact_names)
+        return Dependency(table=table, key=spec["key"],
                           via=self._ref(spec["via"], f"depends_on[{index}].via"),
-                          on_missing=OnMissing(spec.get("on_missing", "DEFER")))
+                          on_missing=OnMissing(spec.get("on_missing", "DEFER")), schema=schema)
 
     def _check_filter(self, text: str | None) -> None:
         if text is None:

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy import Connection, Engine, column, func, select, table, type_coerce
+from sqlalchemy import Connection, Engine, func, select, type_coerce
 from sqlalchemy.types import NullType
 
 from .canonical import MASK64, ColumnRule, key_text, row_converter, row_hash, rule_for, sampled
@@ -116,8 +116,7 @@ def validate_counts(sides: Sides) -> Result:
         plan = plan_source(reader, transform)
         source_rows = reader.execute(plan.count()).scalar_one()
     with sides.target.connect() as connection:
-        target = reflect_target(connection, transform.target_table,
-                                [f.name for f in plan.fields])
+        target = reflect_target(connection, transform.target, [f.name for f in plan.fields])
         target_rows = connection.execute(
             select(func.count()).select_from(_relation(target))).scalar_one()
         deferred = _count(connection, DEFERRED, transform.name)
@@ -183,7 +182,7 @@ class Layout:
 def _layout(connection: Connection, transform: Transform, plan: SourcePlan,
             connection_dialect: str) -> Layout:
     names = [f.name for f in plan.fields]
-    target = reflect_target(connection, transform.target_table, names)
+    target = reflect_target(connection, transform.target, names)
     key = list(transform.key or transform.expect.get("key_columns") or target.primary_key)
     if not key:
         raise ValidationSetupError(
@@ -244,7 +243,7 @@ def target_rows(connection: Connection, layout: Layout) -> Iterator[tuple[Any, .
 
 
 def _relation(target: TargetTable) -> Any:
-    return table(target.name, *(column(c) for c in target.columns), schema=target.schema)
+    return target.table.clause(*target.columns)
 
 
 # ---- sample ------------------------------------------------------------------------------------
@@ -352,7 +351,7 @@ class _Absence:
             value = row[self.plan.positions[dependency.via]]
             if value is None:
                 continue
-            present = existing_keys(self.connection, dependency.table, dependency.key, [value])
+            present = existing_keys(self.connection, dependency.parent, dependency.key, [value])
             if norm(value) not in present and dependency.on_missing in (OnMissing.SKIP,
                                                                          OnMissing.DEFER):
                 return True
@@ -366,7 +365,7 @@ def _to_dlq(engine: Engine, transform: Transform, layout: Layout,
     moment = now()
     with engine.begin() as connection:
         connection.execute(DLQ.insert(), [{
-            "transform": transform.name, "target_table": layout.target.qualified,
+            "transform": transform.name, "target_table": layout.target.key,
             "reason": "VALIDATION_MISMATCH",
             "detail": f"{m.kind}: {m.field}: source {m.source!r}, target {m.target!r}",
             "row_key": dumps({"key": m.key}),

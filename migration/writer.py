@@ -20,10 +20,12 @@ import orjson
 from psycopg import Connection as PgConnection
 from psycopg import sql
 from psycopg.copy import Copy, FileWriter
-from sqlalchemy import Connection, MetaData, Table, column, insert, table
-from sqlalchemy.exc import NoSuchTableError
+from sqlalchemy import Connection, insert
 
 from pulsaride.engine.errors import BadInputError
+
+from .names import TableName, match_name
+from .relations import NoSuchTable, reflect_table
 
 # SQLite stores what it is given; give it text for the types its driver does not know.
 sqlite3.register_adapter(Decimal, str)
@@ -47,32 +49,38 @@ class TargetTable:
     types: dict[str, str]
 
     @property
-    def qualified(self) -> str:
-        """schema.name, or name."""
-        return f"{self.schema}.{self.name}" if self.schema else self.name
+    def table(self) -> TableName:
+        """The table's exact name."""
+        return TableName(self.name, self.schema)
+
+    @property
+    def key(self) -> str:
+        """What stands for the table in pt's own tables (TableName.key)."""
+        return self.table.key()
 
 
-def reflect_target(connection: Connection, qualified: str, wanted: Sequence[str]) -> TargetTable:
-    """The target table `qualified`, checked to have every column in `wanted`."""
-    schema, _, name = qualified.rpartition(".")
+def reflect_target(connection: Connection, name: TableName, wanted: Sequence[str]) -> TargetTable:
+    """The target table `name`, checked to have every column in `wanted` (exact names; a
+    hand-written file may differ in case where that is unambiguous)."""
     try:
-        reflected = Table(name, MetaData(), autoload_with=connection, schema=schema or None)
-    except NoSuchTableError:
-        raise TargetError(f"target table {qualified} does not exist; create it first "
-                          "(e.g. pt migrate schema target-schema.sql)") from None
-    by_lower = {c.name.lower(): c.name for c in reflected.columns}
-    missing = [w for w in wanted if w not in reflected.columns and w.lower() not in by_lower]
+        reflected = reflect_table(connection, name)
+    except NoSuchTable as exc:
+        raise TargetError(f"target {exc}; create it first (e.g. pt migrate schema "
+                          "target-schema.sql)") from None
+    present = [c.name for c in reflected.columns]
+    columns = tuple(match_name(w, present) for w in wanted)
+    missing = [w for w, c in zip(wanted, columns, strict=True) if c is None]
     if missing:
-        raise TargetError(f"target table {qualified} has no column {', '.join(missing)} "
-                          f"(it has: {', '.join(c.name for c in reflected.columns)})")
-    columns = tuple(w if w in reflected.columns else by_lower[w.lower()] for w in wanted)
+        raise TargetError(f"target table {name} has no column {', '.join(missing)} "
+                          f"(it has: {', '.join(present)})")
     types = {}
     for c in reflected.columns:
         try:
             types[c.name] = str(c.type.compile(dialect=connection.dialect))
         except Exception:  # a type the dialect cannot print back
             types[c.name] = str(c.type)
-    return TargetTable(name=name, schema=schema or None, columns=columns,
+    return TargetTable(name=name.name, schema=name.schema,
+                       columns=tuple(c for c in columns if c is not None),
                        primary_key=tuple(c.name for c in reflected.primary_key), types=types)
 
 
@@ -87,8 +95,8 @@ def write_rows(connection: Connection, target: TargetTable, columns: Sequence[st
     if connection.dialect.name == "postgresql":
         _copy(connection, target, columns, rows, copy_data)
     else:
-        clause = table(target.name, *(column(c) for c in columns), schema=target.schema)
-        connection.execute(insert(clause), [dict(zip(columns, row, strict=True)) for row in rows])
+        connection.execute(insert(target.table.clause(*columns)),
+                           [dict(zip(columns, row, strict=True)) for row in rows])
 
 
 def _copy(connection: Connection, target: TargetTable, columns: Sequence[str],

@@ -14,6 +14,7 @@ from pulsaride.engine.errors import BadInputError
 from pulsaride.migration.database import SOURCE, TARGET, describe, resolve_url
 from pulsaride.migration.deferral import norm
 from pulsaride.migration.inspect import split_statements
+from pulsaride.migration.names import IdentifierRule, TableName
 from pulsaride.migration.transform import (
     DEFAULT_BATCH_SIZE,
     ColumnRef,
@@ -73,8 +74,8 @@ def test_a_full_transform_file_loads_into_the_model(tmp_path: Path) -> None:
     assert t.version == "2"
     assert t.path == path.resolve()
     assert t.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
-    assert [(s.name, s.alias, s.table) for s in t.sources] == [
-        ("lines", "l", "APP.ORDER_LINES"), ("orders", "o", "ORDERS")]
+    assert [(s.name, s.alias, s.relation) for s in t.sources] == [
+        ("lines", "l", TableName("ORDER_LINES", "APP")), ("orders", "o", TableName("ORDERS"))]
     assert t.primary.alias == "l"
     assert [(j.left, j.right, j.kind) for j in t.joins] == [("l", "o", "LEFT")]
     assert t.fields is not None
@@ -85,17 +86,17 @@ def test_a_full_transform_file_loads_into_the_model(tmp_path: Path) -> None:
     assert t.fields[2].evaluate([3, Decimal("2.50")]) == Decimal("7.50")
     assert t.fields[0].evaluate is None
     assert t.filter == "o.STATUS != 'VOID'"
-    assert t.target_table == "sales.order_lines"
+    assert t.target == TableName("order_lines", "sales")
     assert t.source_key == (ColumnRef("l", "ORDER_ID"), ColumnRef("l", "LINE_NO"))
     assert t.key == ("order_id", "line_no")
-    assert [(d.table, d.key, d.via, d.on_missing) for d in t.depends_on] == [
+    assert [(str(d.parent), d.key, d.via, d.on_missing) for d in t.depends_on] == [
         ("sales.orders", "order_id", ColumnRef("l", "ORDER_ID"), OnMissing.DEFER),
         ("products", "id", ColumnRef("l", "PRODUCT_ID"), OnMissing.FAIL)]
     assert t.reject_policy is RejectPolicy.FAIL_ROW
     assert t.expect == {"sample_pct": 5, "key_columns": ["order_id", "line_no"],
                         "count_tolerance": 0}
-    assert (t.options.empty_string_as_null, t.options.fold_identifiers,
-            t.options.batch_size) == (False, False, 500)
+    assert (t.options.empty_string_as_null, t.options.identifiers,
+            t.options.batch_size) == (False, IdentifierRule.KEEP, 500)
     assert (t.source_url, t.target_url) == ("sqlite:///src.db", "postgresql://u@h/db")
 
 
@@ -109,7 +110,7 @@ def test_a_minimal_transform_file_gets_the_defaults(tmp_path: Path) -> None:
     assert t.depends_on == ()
     assert t.reject_policy is RejectPolicy.FAIL
     assert t.options.empty_string_as_null is None  # auto: decided by the source dialect
-    assert t.options.fold_identifiers is True
+    assert t.options.identifiers is IdentifierRule.FOLD_UPPER and not t.options.exact_names
     assert t.options.batch_size == DEFAULT_BATCH_SIZE
     assert t.source_url is None and t.target_url is None
 
@@ -170,13 +171,13 @@ def test_invalid_yaml(tmp_path: Path, text: str, message: str) -> None:
 
 def test_unknown_keys_are_named_at_every_level(tmp_path: Path) -> None:
     text = problems(tmp_path, """\
-        sources: [{name: c, table: C, schema: X}]
+        sources: [{name: c, table: C, owner: X}]
         fields: [{name: a, source: c.A, type: int}]
         taget_table: typo
         options: {batchsize: 5}
         """)
     assert "top level: Additional properties are not allowed ('taget_table'" in text
-    assert "sources.0: Additional properties are not allowed ('schema'" in text
+    assert "sources.0: Additional properties are not allowed ('owner'" in text
     assert "fields.0: Additional properties are not allowed ('type'" in text
     assert "options: Additional properties are not allowed ('batchsize'" in text
 
