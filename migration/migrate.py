@@ -120,7 +120,8 @@ class _Copy:
             self.on_progress(self.progress)
             entry = self._copy(reader, plan, target_table, entry)
         with self.target.begin() as connection:
-            replayed = deferral.replay(connection, transform=self.transform.name)
+            replayed = deferral.replay(connection, transform=self.transform.name,
+                                       release_cycles=True)
             self.progress.written += replayed.written.get(self.transform.name, 0)
             self.progress.deferred -= replayed.written.get(self.transform.name, 0)
             self.progress.replayed += replayed.total

@@ -19,10 +19,11 @@ from pulsaride.engine.errors import PulsarideError
 from .compat import fits, shape, target_shape
 from .database import SOURCE, TARGET, describe, open_engine, open_source, resolve_url
 from .grammar import Call, parse
+from .graphs import strongly_connected
 from .names import TableName, match_name, quote
 from .relations import NoSuchTable, reflect_table
 from .source import SourcePlan, plan_source
-from .transform import Field, Transform
+from .transform import Field, OnMissing, Transform
 from .typemap import postgres_type
 
 ERROR, WARNING = "error", "warning"
@@ -259,10 +260,39 @@ def run_preflight(transforms: list[Transform], source_url: str | None,
                   target_url: str | None) -> list[Report]:
     """Check every transform; a database error in one does not hide the others."""
     reports = []
+    circles = deferral_circles(transforms)
     for transform in transforms:
         try:
-            reports.append(preflight(transform, source_url, target_url))
+            report = preflight(transform, source_url, target_url)
         except SQLAlchemyError as exc:
-            reports.append(Report(transform.name, transform.target_table, [Finding(
-                ERROR, transform.target_table, f"database error: {_first_line(exc)}")]))
+            report = Report(transform.name, transform.target_table, [Finding(
+                ERROR, transform.target_table, f"database error: {_first_line(exc)}")])
+        report.findings += circles.get(transform.name, [])
+        reports.append(report)
     return reports
+
+
+def deferral_circles(transforms: list[Transform]) -> dict[str, list[Finding]]:
+    """Tables whose `depends_on: DEFER` rules wait for each other in a circle (store waits
+    for staff, staff for store), as a warning on each of their transforms."""
+    by_table = {t.target.key(): t for t in transforms}
+    graph = {key: sorted({d.parent.key() for d in t.depends_on
+                          if d.on_missing is OnMissing.DEFER and d.parent.key() in by_table})
+             for key, t in by_table.items()}
+    findings: dict[str, list[Finding]] = {}
+    for component in strongly_connected(graph):
+        if len(component) < 2:
+            continue  # a table referring to itself: its rows are written as parents arrive
+        path = " -> ".join(str(TableName.from_key(k)) for k in [*component, component[0]])
+        for key in component:
+            transform = by_table[key]
+            findings.setdefault(transform.name, []).append(Finding(
+                WARNING, transform.target_table,
+                f"depends_on DEFER rules form a cycle ({path}): rows that refer to each other "
+                "in a circle are written together at the end of the copies, which the target "
+                "allows only if the foreign keys between these tables are DEFERRABLE or not "
+                "there yet; otherwise they wait in pulsaride_deferred",
+                fix="create the foreign keys after the data (pt scaffold writes them into "
+                    "target-post-data.sql) and drop these depends_on, or make the keys "
+                    "DEFERRABLE INITIALLY DEFERRED"))
+    return findings

@@ -460,3 +460,79 @@ def test_a_parent_written_while_its_child_is_being_parked_still_releases_the_chi
 def _waiting_for_an_advisory_lock(db: Db) -> bool:
     return bool(db.rows("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
                         "AND NOT granted")[0][0])
+
+
+# ---- rows that wait for each other in a circle -------------------------------------------------
+
+
+def _store_staff_source(db: Db) -> None:
+    """The DVD-rental cycle: a store's manager works at a store; store 1's manager works at
+    store 1 (a row-level circle), store 2's manager at store 1; staff 9 points at a store
+    that does not exist anywhere (a true orphan); staff 5 is their own supervisor."""
+    create_table(db, "store", [("store_id", "int"), ("manager_staff_id", "int")],
+                 primary_key=["store_id"])
+    create_table(db, "staff", [("staff_id", "int"), ("store_id", "int"), ("boss_id", "int")],
+                 primary_key=["staff_id"])
+    db.insert("store", [(1, 1), (2, 2)])
+    db.insert("staff", [(1, 1, None), (2, 1, 1), (5, 2, 5), (9, 77, None)])
+
+
+def _store_staff_transforms(folder: Path) -> tuple[Path, Path]:
+    store = write_transform(folder, {
+        "name": "store", "sources": [{"name": "store", "table": "store", "alias": "s"}],
+        "target_table": "store", "options": {"identifiers": "keep"},
+        "depends_on": [{"table": "staff", "key": "staff_id", "via": "s.manager_staff_id"}]})
+    staff = write_transform(folder, {
+        "name": "staff", "sources": [{"name": "staff", "table": "staff", "alias": "t"}],
+        "target_table": "staff", "options": {"identifiers": "keep"},
+        "depends_on": [{"table": "store", "key": "store_id", "via": "t.store_id"},
+                       {"table": "staff", "key": "staff_id", "via": "t.boss_id"}]})
+    return store, staff
+
+
+@pytest.mark.parametrize("keys", ["none", "deferrable"])
+def test_rows_waiting_for_each_other_in_a_circle_are_written_together(
+        keys: str, pg: Db, sqlite_db: Callable[[str], Db], tmp_path: Path) -> None:
+    source = sqlite_db("source")
+    _store_staff_source(source)
+    create_table(pg, "store", [("store_id", "int"), ("manager_staff_id", "int")],
+                 primary_key=["store_id"])
+    create_table(pg, "staff", [("staff_id", "int"), ("store_id", "int"), ("boss_id", "int")],
+                 primary_key=["staff_id"])
+    if keys == "deferrable":
+        pg.execute("ALTER TABLE store ADD FOREIGN KEY (manager_staff_id) REFERENCES staff "
+                   "DEFERRABLE INITIALLY DEFERRED",
+                   "ALTER TABLE staff ADD FOREIGN KEY (store_id) REFERENCES store "
+                   "DEFERRABLE INITIALLY DEFERRED")
+    store, staff = _store_staff_transforms(tmp_path)
+    first = summary(pt_migrate(store, source, pg, "--json"))
+    assert (first["rows_written"], first["rows_deferred"]) == (0, 2)  # both wait for staff
+    second = summary(pt_migrate(staff, source, pg, "--json"))
+    # Staff 1 and store 1 wait for each other, staff 5 for itself, store 2 for staff 2, who
+    # waits for store 1: all written together at the end of the second copy.
+    assert second["rows_written"] == 3
+    assert pg.rows("SELECT * FROM store") == [(1, 1), (2, 2)]
+    assert pg.rows("SELECT * FROM staff") == [(1, 1, None), (2, 1, 1), (5, 2, 5)]
+    # Only the true orphan still waits.
+    assert pg.rows("SELECT target_table, blocking_table, key_value FROM pulsaride_deferred") \
+        == [("staff", "store", "77")]
+    registry = {name: pg.registry(name) for name in ("store", "staff")}
+    assert {n: (e["rows_written"], e["rows_deferred"]) for n, e in registry.items()
+            if e is not None} == {"store": (2, 0), "staff": (3, 1)}
+
+
+def test_a_circle_a_target_cannot_take_stays_parked_without_failing_the_copy(
+        pg: Db, sqlite_db: Callable[[str], Db], tmp_path: Path) -> None:
+    source = sqlite_db("source")
+    _store_staff_source(source)
+    create_table(pg, "store", [("store_id", "int"), ("manager_staff_id", "int")],
+                 primary_key=["store_id"])
+    create_table(pg, "staff", [("staff_id", "int"), ("store_id", "int"), ("boss_id", "int")],
+                 primary_key=["staff_id"], foreign_keys=[("store_id", "store", "store_id")])
+    pg.execute("ALTER TABLE store ADD FOREIGN KEY (manager_staff_id) REFERENCES staff")
+    store, staff = _store_staff_transforms(tmp_path)
+    summary(pt_migrate(store, source, pg, "--json"))
+    result = summary(pt_migrate(staff, source, pg, "--json"))
+    assert result["status"] == "done"
+    assert pg.count("store") == 0 and pg.count("staff") == 0
+    assert pg.count("pulsaride_deferred") == 6
