@@ -20,6 +20,7 @@ from .compat import fits, shape, target_shape
 from .database import SOURCE, TARGET, describe, open_engine, open_source, resolve_url
 from .grammar import Call, parse
 from .graphs import strongly_connected
+from .held import held, problems, wider_type
 from .names import TableName, match_name, quote
 from .relations import NoSuchTable, reflect_table
 from .source import SourcePlan, plan_source
@@ -87,6 +88,9 @@ def preflight(transform: Transform, source_url: str | None, target_url: str | No
             if plan is not None and table is not None:
                 _check_fields(reader, plan, table, transform=transform, report=report,
                               dialect=writer.dialect)
+                if reader.dialect.name == "sqlite":  # declared types SQLite does not enforce
+                    _check_held(reader, plan, table, transform=transform, report=report,
+                                dialect=writer.dialect)
                 _check_keys(writer, table, transform, report)
     finally:
         for engine in engines:
@@ -210,6 +214,22 @@ def _check_nulls(reader: Connection, field: Field, plan: SourcePlan, *, target_n
         target_type="NOT NULL",
         fix=f"fill the NULLs with an expression (coalesce(?, ...)) or ALTER TABLE "
             f"{transform.target.quoted} ALTER COLUMN {quote(field.name)} DROP NOT NULL"))
+
+
+def _check_held(reader: Connection, plan: SourcePlan, table: Table, *, transform: Transform,
+                report: Report, dialect: Any) -> None:
+    """What the source really holds against each target column (one query)."""
+    types = {c.name: _spelled(c, dialect) for c in table.columns}
+    for name, values in held(reader, plan, plan.fields).items():
+        column = match_name(name, types)
+        if column is None:
+            continue
+        for problem in problems(values, types[column]):
+            report.findings.append(Finding(
+                ERROR, transform.target_table, problem, column=name,
+                source_type=plan.declared_types.get(name), target_type=types[column],
+                fix=f"ALTER TABLE {transform.target.quoted} ALTER COLUMN {quote(column)} TYPE "
+                    f"{wider_type(values, types[column])}"))
 
 
 def _check_keys(writer: Connection, table: Table, transform: Transform, report: Report) -> None:

@@ -44,6 +44,7 @@ class SourcePlan:
     """What to select from the source, and where each value lands in a row."""
 
     columns: tuple[ColumnElement[Any], ...]
+    raw_columns: tuple[ColumnElement[Any], ...]  # the same, as the source types them
     positions: dict[ColumnRef, int]
     key: tuple[ColumnElement[Any], ...]
     key_positions: tuple[int, ...]
@@ -100,6 +101,7 @@ def plan_source(connection: Connection, transform: Transform) -> SourcePlan:
         # Values come as the driver gives them: no SQLAlchemy result processing (which would
         # turn SQLite NUMERIC integers into Decimal('1.0000000000'), for one).
         columns=tuple(type_coerce(c, NullType()).label(f"c{i}") for i, c in enumerate(columns)),
+        raw_columns=columns,
         positions=positions,
         key=tuple(columns[positions[r]] for r in key_refs),
         key_positions=tuple(positions[r] for r in key_refs),

@@ -266,3 +266,35 @@ def test_depends_on_rules_that_wait_for_each_other_in_a_circle_are_named(
             "each other in a circle are written together at the end of the copies, which the "
             "target allows only if the foreign keys between these tables are DEFERRABLE or not "
             "there yet; otherwise they wait in pulsaride_deferred"]
+
+
+def test_what_a_sqlite_source_really_holds_is_checked_against_the_target(
+        pg: Db, sqlite_db: Callable[[str], Db], tmp_path: Path) -> None:
+    # SQLite keeps what it is given: the declared types promise nothing.
+    source = sqlite_db("source")
+    source.execute('CREATE TABLE "Track" ("TrackId" INTEGER PRIMARY KEY, "Bytes" INTEGER, '
+                   '"Code" NVARCHAR(5), "Ratio" INTEGER)')
+    source.insert("Track", [(1, 3_000_000_000, "x" * 40, 1), (2, -5, "ok", 2.5)])
+    pg.execute('CREATE TABLE "Track" ("TrackId" integer PRIMARY KEY, "Bytes" integer, '
+               '"Code" varchar(5), "Ratio" integer)')
+    path = write_transform(tmp_path, {
+        "name": "track", "sources": [{"name": "t", "table": "Track"}],
+        "target_table": "Track", "options": {"identifiers": "keep"}})
+    result = pt("preflight", str(path), "--source-url", source.url, "--target-url", pg.url,
+                "--json", cwd=tmp_path)
+    assert result.returncode == 1, result.stdout
+    findings = {(f["column"], f["problem"], f["fix"])
+                for f in orjson.loads(result.stdout)["tables"][0]["findings"]}
+    assert findings == {
+        ("Bytes", "the source holds 3000000000, beyond the range of integer",
+         'ALTER TABLE "Track" ALTER COLUMN "Bytes" TYPE bigint'),
+        ("Code", "the source holds text of 40 characters, longer than varchar(5)",
+         'ALTER TABLE "Track" ALTER COLUMN "Code" TYPE text'),
+        ("Ratio", "the source holds 1 value(s) with decimals",
+         'ALTER TABLE "Track" ALTER COLUMN "Ratio" TYPE numeric')}
+    pg.execute('ALTER TABLE "Track" ALTER COLUMN "Bytes" TYPE bigint',
+               'ALTER TABLE "Track" ALTER COLUMN "Code" TYPE text',
+               'ALTER TABLE "Track" ALTER COLUMN "Ratio" TYPE numeric')
+    again = pt("preflight", str(path), "--source-url", source.url, "--target-url", pg.url,
+               cwd=tmp_path)
+    assert again.returncode == 0, again.stdout
