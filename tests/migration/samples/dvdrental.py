@@ -72,8 +72,9 @@ FOREIGN_KEYS = tuple(ForeignKey(t, (c,), p, (k,), on_delete=d, on_update=u)
 
 PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
     **{t: (f"{t}_id",) for t in ("actor", "address", "category", "city", "country", "customer",
-                                  "film", "film_text", "inventory", "language", "payment",
+                                  "film", "inventory", "language", "payment",
                                   "rental", "staff", "store")},
+    "film_text": ("film_id",),
     "film_actor": ("actor_id", "film_id"),
     "film_category": ("film_id", "category_id"),
 }
