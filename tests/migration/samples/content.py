@@ -23,7 +23,8 @@ Values are normalised by the column's type on its own database, then by the Pyth
 - TIME: MariaDB's timedelta becomes datetime.time when it is within one day (else stays
   timedelta); PostgreSQL's time stays time.
 - MariaDB SET becomes a sorted tuple of its members ('' is ()), and so does a PostgreSQL
-  array (its order is not kept: arrays stand for SETs here). SQLite has no SET type: its
+  array (its order is not kept: arrays stand for SETs here; arrays of an enum type, as
+  pgloader makes of a SET, are read as text[]). SQLite has no SET type: its
   comma-separated text stays text.
 - JSON (PostgreSQL json/jsonb, MariaDB JSON, SQLite declared json) becomes canonical JSON text:
   parsed and dumped with sorted keys, no spaces, non-ASCII kept.
@@ -42,7 +43,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import TEXT, Connection, cast, column, func, select, table, text
+from sqlalchemy import ARRAY, TEXT, Connection, cast, column, func, select, table, text
 from sqlalchemy.sql.elements import ColumnElement, quoted_name
 
 from tests.migration.conftest import Db
@@ -60,8 +61,8 @@ class Column:
     """A column as content() reads it: `kind` decides the normalisation."""
 
     name: str
-    kind: str  # json | set | array | geometry | postgis | pg_geometric | date | datetime |
-    #            time | bpchar | plain
+    kind: str  # json | set | array | enum_array | geometry | postgis | pg_geometric | date |
+    #            datetime | time | bpchar | plain
 
 
 def content(db: Db, name: str, *, schema: str | None = None,
@@ -156,9 +157,11 @@ def _describe_postgresql(connection: Connection, name: str,
                 "WHERE c.relname = :t AND n.nspname = COALESCE(:s, current_schema()))")
     params = {"s": schema, "t": name}
     found = connection.execute(text(
-        "SELECT a.attname, t.typname, t.typcategory, COALESCE(b.typname, '') "
+        "SELECT a.attname, t.typname, t.typcategory, COALESCE(b.typname, ''), "
+        "COALESCE(e.typtype, '') "
         "FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
         "LEFT JOIN pg_type b ON b.oid = t.typbasetype AND t.typtype = 'd' "
+        "LEFT JOIN pg_type e ON e.oid = t.typelem AND t.typcategory = 'A' "
         f"WHERE a.attrelid = {relation} AND a.attnum > 0 AND NOT a.attisdropped "
         "ORDER BY a.attnum"), params).all()
     key = [r[0] for r in connection.execute(text(
@@ -166,15 +169,15 @@ def _describe_postgresql(connection: Connection, name: str,
         "ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey) "
         f"WHERE i.indrelid = {relation} AND i.indisprimary "
         "ORDER BY array_position(i.indkey::int2[], a.attnum)"), params)]
-    return [Column(n, _pg_kind(base or typname, category)) for n, typname, category, base
-            in found], key
+    return [Column(n, _pg_kind(base or typname, category, element))
+            for n, typname, category, base, element in found], key
 
 
-def _pg_kind(typname: str, category: str) -> str:
+def _pg_kind(typname: str, category: str, element: str) -> str:
     if typname in ("json", "jsonb"):
         return "json"
     if category == "A":
-        return "array"
+        return "enum_array" if element == "e" else "array"
     if typname in ("geometry", "geography"):
         return "postgis"
     if typname in PG_GEOMETRIC:
@@ -185,6 +188,8 @@ def _pg_kind(typname: str, category: str) -> str:
 def _expression(kind: str, described: Column, value: ColumnElement[Any]) -> ColumnElement[Any]:
     if kind == "postgresql" and described.kind in ("json", "pg_geometric"):
         return cast(value, TEXT)
+    if described.kind == "enum_array":  # psycopg leaves arrays of unknown types as text
+        return cast(value, ARRAY(TEXT))
     if described.kind in ("geometry", "postgis"):
         return func.ST_AsText(value)
     return value
@@ -199,7 +204,7 @@ def _value(value: Any, kind: str, zero_date: Any) -> Any:
     if kind == "set":
         return tuple(sorted(m for m in value.split(",") if m)) if isinstance(value, str) \
             else tuple(sorted(value))
-    if kind == "array":
+    if kind in ("array", "enum_array"):
         return tuple(sorted(value, key=_order))
     if kind in ("geometry", "postgis", "pg_geometric"):
         return _wkt(value)

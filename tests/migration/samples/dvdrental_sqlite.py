@@ -12,7 +12,7 @@ FULLTEXT.
 
 from __future__ import annotations
 
-LAST_UPDATE = "`last_update` timestamp NOT NULL DEFAULT current_timestamp"
+LAST_UPDATE = "`last_update` timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP"
 FK = "ON DELETE RESTRICT ON UPDATE CASCADE"
 RATING_CHECK = "CHECK (`rating` IN ('G','PG','PG-13','R','NC-17'))"
 
@@ -122,7 +122,7 @@ TABLES: tuple[str, ...] = (
   `active` tinyint(1) NOT NULL DEFAULT 1,
   `create_date` datetime NOT NULL,
   `preferences` json DEFAULT NULL,
-  `last_update` timestamp NULL DEFAULT current_timestamp
+  `last_update` timestamp NULL DEFAULT CURRENT_TIMESTAMP
 )""",
     f"""CREATE TABLE `inventory` (
   `inventory_id` integer NOT NULL PRIMARY KEY AUTOINCREMENT,

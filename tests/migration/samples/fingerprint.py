@@ -19,7 +19,8 @@ directly. The document:
      "views": [name], "functions": [signature], "triggers": [{"table", "name", "definition"}]}
 
 `type` is format_type(), `default` pg_get_expr() of the default, `identity` is "" / "always" /
-"by default", `definition` pg_get_constraintdef() / pg_get_indexdef(), `rows` an exact count.
+"by default", `definition` pg_get_constraintdef() / pg_get_indexdef() / pg_get_triggerdef()
+(these two always qualify the table; the "schema." prefix is removed), `rows` an exact count.
 Lists other than columns are sorted by name.
 """
 
@@ -42,17 +43,18 @@ def fingerprint(url_or_engine: str | Engine, schema: str = "public") -> Document
     engine = _engine(url_or_engine)
     try:
         with engine.connect() as connection:
-            connection.execute(text("SELECT set_config('search_path', quote_ident(:s), false)"),
-                               {"s": schema})
+            prefix = connection.execute(text(
+                "SELECT set_config('search_path', quote_ident(:s), false) || '.'"),
+                {"s": schema}).scalar_one()
             return {"schema": schema,
-                    "tables": {name: _table(connection, schema, name)
+                    "tables": {name: _table(connection, schema, name, prefix)
                                for name in _names(connection, _TABLES, schema)},
                     "sequences": _sequences(connection, schema),
                     "enums": _enums(connection, schema),
                     "domains": _domains(connection, schema),
                     "views": _names(connection, _VIEWS, schema),
                     "functions": _names(connection, _FUNCTIONS, schema),
-                    "triggers": _triggers(connection, schema)}
+                    "triggers": _triggers(connection, schema, prefix)}
     finally:
         if not isinstance(url_or_engine, Engine):
             engine.dispose()
@@ -81,7 +83,7 @@ def _names(connection: Connection, query: str, schema: str) -> list[str]:
     return sorted(r[0] for r in connection.execute(text(query), {"s": schema}))
 
 
-def _table(connection: Connection, schema: str, name: str) -> Document:
+def _table(connection: Connection, schema: str, name: str, prefix: str) -> Document:
     params = {"s": schema, "t": name}
     columns = [{"name": r[0], "type": r[1], "nullable": not r[2], "default": r[3],
                 "identity": _IDENTITY[r[4]], "generated": r[5]}
@@ -100,7 +102,8 @@ def _table(connection: Connection, schema: str, name: str) -> Document:
         f"FROM pg_constraint con WHERE con.conrelid = {_RELATION} ORDER BY con.conname"),
         params).all()
     primary = [{"name": r[0], "columns": list(r[4])} for r in constraints if r[1] == "p"]
-    indexes = [{"name": r[0], "definition": r[1], "unique": r[2], "constraint": r[3]}
+    indexes = [{"name": r[0], "definition": _unqualified(r[1], prefix),
+                "unique": r[2], "constraint": r[3]}
                for r in connection.execute(text(
                    "SELECT i.relname, pg_get_indexdef(x.indexrelid), x.indisunique, "
                    "EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = x.indexrelid) "
@@ -154,9 +157,16 @@ def _domains(connection: Connection, schema: str) -> dict[str, Document]:
     return {r[0]: {"type": r[1], "checks": list(r[2])} for r in rows}
 
 
-def _triggers(connection: Connection, schema: str) -> list[Document]:
+def _triggers(connection: Connection, schema: str, prefix: str) -> list[Document]:
     rows = connection.execute(text(
         "SELECT c.relname, g.tgname, pg_get_triggerdef(g.oid) FROM pg_trigger g "
         f"JOIN pg_class c ON c.oid = g.tgrelid {_IN_SCHEMA} AND NOT g.tgisinternal "
         "ORDER BY c.relname, g.tgname"), {"s": schema})
-    return [{"table": r[0], "name": r[1], "definition": r[2]} for r in rows]
+    return [{"table": r[0], "name": r[1], "definition": _unqualified(r[2], prefix)}
+            for r in rows]
+
+
+def _unqualified(definition: str, prefix: str) -> str:
+    """`definition` without the "schema." (`prefix`) that pg_get_indexdef and
+    pg_get_triggerdef put before the table name."""
+    return definition.replace(f" {prefix}", " ")

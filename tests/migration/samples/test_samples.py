@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -294,9 +296,25 @@ def test_fingerprint_of_the_postgresql_dvdrental(pg: Db) -> None:
     assert {"name": "fk_film_language", "validated": True,
             "definition": "FOREIGN KEY (language_id) REFERENCES language(language_id) "
                           "ON UPDATE CASCADE ON DELETE RESTRICT"} in film["foreign_keys"]
-    sequences = {s["name"]: s for s in document["sequences"]}
-    assert sequences["film_film_id_seq"]["last_value"] == info.tables["film"] + 1
-    assert sequences["category_category_id_seq"]["owned_by"] == "category.category_id"
+    assert {"name": "idx_title", "definition": "CREATE INDEX idx_title ON film USING btree (title)",
+            "unique": False, "constraint": False} in film["indexes"]
+    assert sequences_of(document)["film_film_id_seq"]["last_value"] == info.tables["film"] + 1
+    assert sequences_of(document)["category_category_id_seq"]["owned_by"] == "category.category_id"
     assert "inventory_in_stock(p_inventory_id integer)" in document["functions"]
     assert {"customer_list", "film_list"} == set(document["views"])
     assert {t["name"] for t in document["triggers"]} == set(info.triggers)
+
+
+def sequences_of(document: dict[str, Any]) -> dict[str, Any]:
+    return {s["name"]: s for s in document["sequences"]}
+
+
+def test_content_reads_enum_arrays_json_null_and_bpchar(pg: Db) -> None:
+    pg.execute("CREATE TYPE feature AS ENUM ('b', 'a')",
+               "CREATE TABLE t (id int PRIMARY KEY, s feature[], j jsonb, c char(5), "
+               "at timestamptz, f float8)",
+               "INSERT INTO t VALUES (2, '{}', NULL, NULL, NULL, 0.1), "
+               "(1, '{b,a}', 'null', 'x', '2020-01-01 12:00+02', 'NaN')")
+    assert content(pg, "t") == [
+        (1, ("a", "b"), "null", "x", datetime(2020, 1, 1, 10, 0), "NaN"),
+        (2, (), None, None, None, Decimal("0.1"))]
