@@ -56,7 +56,7 @@ from tests.migration.conftest import (
     new_pg_database,
 )
 from tests.migration.samples import dvdrental, musicstore
-from tests.migration.samples.content import content
+from tests.migration.samples.content import contents
 from tests.migration.samples.fingerprint import fingerprint
 from tests.migration.samples.info import SampleInfo
 
@@ -137,20 +137,24 @@ def compare_content(source: Db, target: Db, schema: str, info: SampleInfo,
     """Per source table: its target table (same name, else lower-cased), row counts and the
     rows content() finds on one side only."""
     result: Document = {}
-    for table in info.tables:
-        name = table if table in target_tables else table.lower()
-        if name not in target_tables:
+    found = {t: t if t in target_tables else t.lower() for t in info.tables}
+    left = contents(source, info.tables)
+    right = contents(target, [n for n in found.values() if n in target_tables], schema=schema)
+    for table, name in found.items():
+        if name not in right:
             result[table] = {"target_table": None}
             continue
-        left, right = content(source, table), content(target, name, schema=schema)
-        missing, extra = set(left) - set(right), set(right) - set(left)
-        result[table] = {"target_table": name, "source_rows": len(left),
-                         "target_rows": len(right), "equal": left == right,
+        missing = set(left[table]) - set(right[name])
+        extra = set(right[name]) - set(left[table])
+        result[table] = {"target_table": name, "source_rows": len(left[table]),
+                         "target_rows": len(right[name]), "equal": left[table] == right[name],
                          "rows_missing": len(missing), "rows_extra": len(extra),
-                         "example_missing": repr(min(missing, key=repr))[:300] if missing
-                         else None,
-                         "example_extra": repr(min(extra, key=repr))[:300] if extra else None}
+                         "example_missing": _example(missing), "example_extra": _example(extra)}
     return result
+
+
+def _example(rows: set[tuple[Any, ...]]) -> str | None:
+    return repr(min(rows, key=repr))[:300] if rows else None
 
 
 def anonymise(value: Any, names: dict[str, str]) -> Any:

@@ -15,8 +15,8 @@ PostgreSQL target, and `fingerprint(url_or_engine, schema)` describes a PostgreS
 (compared with pgloader's result in docs/PGLOADER-COMPARISON.md).
 """
 
-from tests.migration.samples.content import content
+from tests.migration.samples.content import content, contents
 from tests.migration.samples.fingerprint import fingerprint
 from tests.migration.samples.info import ForeignKey, SampleInfo, Trait
 
-__all__ = ["ForeignKey", "SampleInfo", "Trait", "content", "fingerprint"]
+__all__ = ["ForeignKey", "SampleInfo", "Trait", "content", "contents", "fingerprint"]

@@ -1,6 +1,7 @@
 """Read a whole table back, normalised so a source and its PostgreSQL target compare by value.
 
-`content(db, table)` returns one tuple per row, values in column order (or in `columns` order),
+`content(db, table)` (`contents(db, tables)` for several, on one connection) returns one tuple
+per row, values in column order (or in `columns` order),
 rows sorted by the primary key (then by the whole row; tables without a key by the whole row).
 Values are normalised by the column's type on its own database, then by the Python value:
 
@@ -37,7 +38,8 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -69,18 +71,40 @@ def content(db: Db, name: str, *, schema: str | None = None,
             columns: Sequence[str] | None = None, zero_date: Any = None) -> list[tuple[Any, ...]]:
     """Every row of table `name` (exact name; `schema`: PostgreSQL schema or MariaDB database,
     default the current one), normalised as the module docstring says, sorted by key."""
+    with _reading(db) as connection:
+        return read(connection, db.kind, name, schema=schema, columns=columns,
+                    zero_date=zero_date)
+
+
+def contents(db: Db, names: Iterable[str], *, schema: str | None = None,
+             zero_date: Any = None) -> dict[str, list[tuple[Any, ...]]]:
+    """content() of each table of `names`, read on one connection (a MariaDB connection
+    costs about 0.1 s)."""
+    with _reading(db) as connection:
+        return {name: read(connection, db.kind, name, schema=schema, zero_date=zero_date)
+                for name in names}
+
+
+@contextmanager
+def _reading(db: Db) -> Iterator[Connection]:
     with db.engine.connect() as connection:
         raw(connection, *SESSION[db.kind][:2])  # sql_mode and time zone: reading settings
-        described, key = describe(connection, db.kind, name, schema)
-        if not described:
-            raise LookupError(f"no table {name!r} in {db!r}")
-        by_name = {c.name: c for c in described}
-        chosen = [by_name[c] for c in columns] if columns is not None else described
-        source = table(quoted_name(name, quote=True),
-                       *(column(quoted_name(c.name, quote=True)) for c in chosen),
-                       schema=quoted_name(schema, quote=True) if schema else None)
-        statement = select(*(_expression(db.kind, c, source.c[c.name]) for c in chosen))
-        rows = connection.execute(statement.select_from(source)).all()
+        yield connection
+
+
+def read(connection: Connection, kind: str, name: str, *, schema: str | None = None,
+         columns: Sequence[str] | None = None, zero_date: Any = None) -> list[tuple[Any, ...]]:
+    """content() on an open connection to a database of `kind` (a Db kind)."""
+    described, key = describe(connection, kind, name, schema)
+    if not described:
+        raise LookupError(f"no table {name!r} in the {kind} database")
+    by_name = {c.name: c for c in described}
+    chosen = [by_name[c] for c in columns] if columns is not None else described
+    source = table(quoted_name(name, quote=True),
+                   *(column(quoted_name(c.name, quote=True)) for c in chosen),
+                   schema=quoted_name(schema, quote=True) if schema else None)
+    statement = select(*(_expression(kind, c, source.c[c.name]) for c in chosen))
+    rows = connection.execute(statement.select_from(source)).all()
     normalised = [tuple(_value(v, c.kind, zero_date) for v, c in zip(row, chosen, strict=True))
                   for row in rows]
     positions = [i for k in key for i, c in enumerate(chosen) if c.name == k]
