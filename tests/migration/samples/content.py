@@ -1,9 +1,9 @@
 """Read a whole table back, normalised so a source and its PostgreSQL target compare by value.
 
 `content(db, table)` (`contents(db, tables)` for several, on one connection) returns one tuple
-per row, values in column order (or in `columns` order),
-rows sorted by the primary key (then by the whole row; tables without a key by the whole row).
-Values are normalised by the column's type on its own database, then by the Python value:
+per row, values in column order (or in `columns` order), rows sorted by the primary key (then
+by the whole row; tables without a key by the whole row). Values are normalised by the
+column's type on its own database, then by the Python value:
 
 - NULL is None; JSON null is the string 'null' (a JSON value, not NULL).
 - Booleans become 0 / 1 (TINYINT(1), SQLite 0/1 and PostgreSQL boolean compare equal).
