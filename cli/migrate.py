@@ -147,10 +147,12 @@ def _summary_text(outcome: Progress) -> str:
                 "; nothing written. Use --force to copy it again.")
     resumed = " (resumed after an interrupted copy)" if outcome.resumed_from else ""
     rate = f", {data['rows_per_second']:,} rows/s" if data["rows_per_second"] else ""
+    converted = "".join(f"; {count:,} value(s) converted by {name}"
+                        for name, count in outcome.conversions.items())
     return (f"{outcome.transform} -> {outcome.target_table}: {outcome.read:,} read, "
             f"{outcome.written:,} written, {outcome.deferred:,} deferred, "
             f"{outcome.rejected:,} rejected, {outcome.skipped:,} skipped in "
-            f"{data['seconds']:.1f}s{rate}{resumed}")
+            f"{data['seconds']:.1f}s{rate}{resumed}{converted}")
 
 
 class ProgressDisplay:

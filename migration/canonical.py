@@ -33,7 +33,7 @@ class ColumnRule:
     fraction_digits: int = 6  # timestamp precision of the target column
     padded: bool = False  # CHAR(n): trailing blanks are padding
     empty_is_null: bool = False
-    kind: str = ""  # boolean | date | timestamp, when the column's values may come as text/0-1
+    kind: str = ""  # boolean | date | timestamp | json: values that may come as text or 0/1
 
 
 def rule_for(name: str, target_type: str, empty_is_null: bool) -> ColumnRule:
@@ -44,7 +44,8 @@ def rule_for(name: str, target_type: str, empty_is_null: bool) -> ColumnRule:
         digits = 0  # MariaDB DATETIME without fraction
     spelled = (target_type or "").strip().upper()
     kind = "boolean" if spelled.startswith("BOOL") else "timestamp" if spelled.startswith(
-        ("TIMESTAMP", "DATETIME")) else "date" if spelled == "DATE" else ""
+        ("TIMESTAMP", "DATETIME")) else "date" if spelled == "DATE" else \
+        "json" if spelled in ("JSON", "JSONB") else ""
     return ColumnRule(name=name, fraction_digits=digits,
                       padded=bool(_CHAR.match(target_type or "")), empty_is_null=empty_is_null,
                       kind=kind)
@@ -54,6 +55,8 @@ def canonical(value: Any, rule: ColumnRule) -> Any:
     """`value` in canonical form (JSON-ready) under `rule`."""
     if value is None:
         return None
+    if rule.kind == "json":
+        return _json(value)
     if rule.kind:
         value = _typed(value, rule.kind)
     if isinstance(value, bool):
@@ -86,6 +89,30 @@ def _typed(value: Any, kind: str) -> Any:
         except ValueError:
             return value
         return moment.date() if kind == "date" and len(value.strip()) <= 10 else moment
+    return value
+
+
+def _json(value: Any) -> str:
+    """A JSON value (text as the source holds it, or what the driver decoded a json/jsonb
+    column into) as one text: keys sorted, whole numbers without a fraction, as jsonb
+    normalises them. Text that is not JSON is a JSON string the driver decoded already."""
+    if isinstance(value, str | bytes):
+        try:
+            value = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            value = value.decode() if isinstance(value, bytes) else value
+    return orjson.dumps(_json_numbers(value), option=orjson.OPT_SORT_KEYS).decode()
+
+
+def _json_numbers(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_numbers(v) for v in value]
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
     return value
 
 
@@ -207,6 +234,8 @@ def _none(_value: None) -> None:
 
 def _specialised(kind: type, rule: ColumnRule) -> Converter:
     """What `canonical` does to values of exactly this type under `rule`."""
+    if rule.kind == "json":
+        return _json
     if kind is str:
         return _text(rule)
     if kind is bool:
