@@ -248,19 +248,21 @@ def _desired_names(plan: Plan, table: TablePlan) -> dict[NameKey, str]:
         if col.choice.set_members is not None and not plan.options.sqlite_target:
             found[(table.name, "set", number)] = apply_rule(
                 f"{table.name}_{col.name}_members", rule)
+    # Foreign keys first: MariaDB names the index it makes for a key after the key, and
+    # the key's name is the one people know.
+    for number, fk in enumerate(table.source.foreign_keys):
+        columns = "_".join(table.column(c).name for c in fk.columns)
+        found[(table.name, "fk", number)] = apply_rule(
+            fk.name or f"{table.name}_{columns}_fkey", rule)
+    for number, check in enumerate(table.source.checks):
+        label = check.name or str(number + 1)
+        found[(table.name, "check", number)] = apply_rule(f"{table.name}_{label}_check", rule)
     for number, index in enumerate(table.source.indexes):
         if not _index_problem(index)[1]:
             columns = "_".join(table.column(c).name for c in index.columns)
             suffix = "key" if index.unique else "idx"
             found[(table.name, "index", number)] = apply_rule(
                 index.name or f"{table.name}_{columns}_{suffix}", rule)
-    for number, check in enumerate(table.source.checks):
-        label = check.name or str(number + 1)
-        found[(table.name, "check", number)] = apply_rule(f"{table.name}_{label}_check", rule)
-    for number, fk in enumerate(table.source.foreign_keys):
-        columns = "_".join(fk.columns)
-        found[(table.name, "fk", number)] = apply_rule(
-            fk.name or f"{table.name}_{columns}_fkey", rule)
     return found
 
 
