@@ -38,7 +38,7 @@ def read_profiles(connection: Connection, schema: SourceSchema, *,
 def _wanted(col: SourceColumn, dialect: str, sqlite_data: bool) -> bool:
     declared = col.declared.strip().upper()
     if dialect == "sqlite":
-        return sqlite_data or declared == "NUMBER"
+        return sqlite_data  # affinity: the declarations are trusted, NUMBER included
     if dialect == "mysql":
         return declared.split("(")[0].lower() in _DATES
     return declared == "NUMBER"

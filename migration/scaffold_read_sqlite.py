@@ -27,8 +27,9 @@ _QUOTED = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|`(?:[^`]|``)*`|\[[^\]]
 def read_table(connection: Connection, inspector: Inspector, name: str) -> SourceTable:
     """One table: declared types, defaults, keys, indexes, checks, AUTOINCREMENT."""
     declared = sqlite_declared_types(connection, name)
-    automatic = _autoincrement(connection, name)
     primary = inspector.get_pk_constraint(name).get("constrained_columns") or []
+    automatic = _autoincrement(connection, name) or _rowid_alias(connection, name, primary,
+                                                                 declared)
     columns = []
     for col in inspector.get_columns(name):
         column_name = str(col["name"])
@@ -60,6 +61,16 @@ def _autoincrement(connection: Connection, name: str) -> bool:
     if not sql:
         return False
     return re.search(r"\bAUTOINCREMENT\b", _QUOTED.sub(" ", str(sql)), re.IGNORECASE) is not None
+
+
+def _rowid_alias(connection: Connection, name: str, primary: list[str],
+                 declared: dict[str, str]) -> bool:
+    """Whether the key is an alias of the rowid (a sole column declared exactly INTEGER in
+    a table with a rowid): SQLite assigns it when an insert leaves it out, as an identity."""
+    if len(primary) != 1 or declared.get(primary[0], "").strip().upper() != "INTEGER":
+        return False
+    sql = str(connection.execute(_TABLE_SQL, {"t": name}).scalar() or "")
+    return re.search(r"\bWITHOUT\s+ROWID\b", _QUOTED.sub(" ", sql), re.IGNORECASE) is None
 
 
 def _next_value(connection: Connection, name: str) -> int | None:
