@@ -156,6 +156,25 @@ def test_scaffold_of_a_mariadb_source_runs_its_pipeline_into_postgresql(
     assert pg.rows("SELECT DISTINCT kind, status FROM pulsaride_validation") == [
         ("counts", "PASS"), ("hash", "PASS")]
 
+    # No hand edits: the verdict is GO, and the approved gate cuts every table over.
+    health = pt("health", "--require", "GO", "--target-url", pg.url, cwd=folder)
+    assert health.returncode == 0, health.stdout + health.stderr
+    assert health.stdout.startswith("cutover confidence: GO")
+    # Something to review (MariaDB named both tables' implicit key indexes OWNER_ID): a gate.
+    review = (folder / "objects-to-review.md").read_text()
+    assert "'owner_id' is 'owner_id_2' in the target" in review
+    for gate in ("review-objects", "cutover-gate"):
+        approve = pt("pipeline", "approve", "pulsaride-pipeline.yml", "--job", gate,
+                     cwd=folder)
+        assert approve.returncode == 0, approve.stdout + approve.stderr
+        resume = pt("pipeline", "resume", "pulsaride-pipeline.yml", "--no-wait", "-q",
+                    cwd=folder)
+        assert resume.returncode == (3 if gate == "review-objects" else 0), \
+            resume.stdout + resume.stderr
+    assert pg.rows("SELECT transform, status FROM pulsaride_run_registry") == [
+        ("accounts", "CUT_OVER"), ("items", "CUT_OVER"), ("owners", "CUT_OVER")]
+    assert pg.rows("SELECT verified FROM pulsaride_cutover") == [(True,)] * 3
+
 
 # ---- scaffold -> validate -> run, end to end, on SQLite ------------------------------------
 
