@@ -107,9 +107,9 @@ def _mysql(col: SourceColumn, options: TypeOptions, profile: ColumnProfile | Non
     if head == "float" and "(" not in declared:
         return ColumnChoice("real", ["MySQL FLOAT is single precision: real"])
     if head in ("json", "longtext") and (head == "json" or json_checked):
-        return ColumnChoice("text" if options.sqlite_target else "jsonb",
-                            ["JSON (LONGTEXT checked by json_valid) -> jsonb"
-                             if head == "longtext" else "JSON -> jsonb"])
+        kind = "text" if options.sqlite_target else "jsonb"
+        return ColumnChoice(kind, [f"JSON (LONGTEXT checked by json_valid) -> {kind}"
+                                   if head == "longtext" else f"JSON -> {kind}"])
     mapped = postgres_type(col.declared, tinyint1_boolean=options.tinyint1_boolean)
     if mapped.note == SPATIAL_NOTE:
         return _mysql_spatial(options)
