@@ -106,8 +106,12 @@ def scaffold(source: SourceSchema, source_url: URL, options: ScaffoldOptions) ->
                                                  review=bool(items))
     files[REVIEW_FILE] = review_markdown(items, describe(source_url))
     files[REVIEW_JSON] = review_json(items)
-    notes = [f"{t.source.name}: no primary key; the copy is keyed by "
-             f"{', '.join(t.source_key)}" for t in plan.tables if t.source_key]
+    notes = [f"{t.source.name}: no primary key; the unique key ({', '.join(t.source_key)}) "
+             "orders the copy and is the target's primary key"
+             for t in plan.tables if t.source_key]
+    notes += [f"{t.source.name}: no primary key and no unique key of NOT NULL columns: set "
+              f"source_key in {transform_name(t)} (preflight stops the pipeline otherwise)"
+              for t in plan.tables if not t.primary_key]
     return Scaffold(files, plan, items, notes)
 
 

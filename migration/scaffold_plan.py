@@ -203,11 +203,17 @@ def _review_columns(plan: Plan, table: TablePlan) -> None:
 
 
 def _fallback_key(plan: Plan, table: TablePlan) -> None:
-    """No primary key: order and check the copy by a unique key of NOT NULL columns."""
+    """No primary key: a unique key of NOT NULL columns orders and checks the copy
+    (`source_key`) and is the target's primary key (pt's copies and checks need one)."""
     for index in table.source.indexes:
         if index.unique and not index.untranslatable and index.columns and all(
                 not table.source.column(c).nullable for c in index.columns):
             table.source_key = list(index.columns)
+            table.primary_key = [table.column(c).name for c in index.columns]
+            plan.review.append(ReviewItem(
+                "table", table.source.name, index.name,
+                f"no primary key: the unique key ({', '.join(index.columns)}) is the target's "
+                "primary key"))
             return
     plan.review.append(ReviewItem("table", table.source.name, None,
                                   "no primary key and no unique key of NOT NULL columns: set "
@@ -258,7 +264,8 @@ def _desired_names(plan: Plan, table: TablePlan) -> dict[NameKey, str]:
         label = check.name or str(number + 1)
         found[(table.name, "check", number)] = apply_rule(f"{table.name}_{label}_check", rule)
     for number, index in enumerate(table.source.indexes):
-        if not _index_problem(index)[1]:
+        if not _index_problem(index)[1] and not (
+                index.unique and list(index.columns) == table.source_key):
             columns = "_".join(table.column(c).name for c in index.columns)
             suffix = "key" if index.unique else "idx"
             found[(table.name, "index", number)] = apply_rule(
@@ -295,6 +302,8 @@ def _constraints(plan: Plan, table: TablePlan, names: dict[NameKey, str]) -> Non
             table.checks.append(CheckPlan(members, _set_check(col)))
     for number, index in enumerate(table.source.indexes):
         what, dropped = _index_problem(index)
+        if table.source_key and list(index.columns) == table.source_key and index.unique:
+            continue  # it became the primary key
         if what:
             plan.review.append(ReviewItem("index", table.source.name, index.name, what,
                                           ", ".join(index.columns)))

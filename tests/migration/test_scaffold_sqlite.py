@@ -131,3 +131,30 @@ def test_camelcase_kept_with_affinity_types(sqlite_db: Callable[[str], Db], pg: 
     check = pt("validate", "counts", "--table", "Track", "--table", "Genre",
                "--source-url", source.url, "--target-url", pg.url, cwd=folder)
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_tables_without_a_primary_key(sqlite_db: Callable[[str], Db], pg: Db,
+                                      tmp_path: Path) -> None:
+    """A unique key of NOT NULL columns stands in for a missing primary key (pt's copies and
+    checks need one); a table with no key at all is named in the summary and for review."""
+    source = sqlite_db("source")
+    source.script("""
+        CREATE TABLE tags (code TEXT NOT NULL, label TEXT, UNIQUE (code));
+        CREATE TABLE log (message TEXT)
+        """)
+    source.insert("tags", [("b", "B"), ("a", "A")])
+    folder = tmp_path / "out"
+    out = scaffold(folder, source, target=pg)
+    assert ("note: tags: no primary key; the unique key (code) orders the copy and is the "
+            "target's primary key") in out
+    assert "note: log: no primary key and no unique key of NOT NULL columns: set source_key " \
+           "in log.yaml (preflight stops the pipeline otherwise)" in out
+    tags = load(folder / "tags.yaml")
+    assert tags["source_key"] == ["s.code"]
+    assert tags["expect"]["key_columns"] == ["code"]
+    assert "CONSTRAINT tags_pkey PRIMARY KEY (code)" in (folder / "target-schema.sql").read_text()
+    assert "UNIQUE" not in (folder / "target-post-data.sql").read_text()
+    pre_data(folder, pg)
+    copy(folder, "tags.yaml", source, pg)
+    assert post_data(folder, pg)["failed"] is None
+    assert pg.rows("SELECT * FROM tags") == [("a", "A"), ("b", "B")]
