@@ -168,6 +168,8 @@ def _table(plan: Plan, table: SourceTable, name: str, stem: str) -> TablePlan:
                             enum=choice.enum, is_set=choice.set_members is not None)
         if choice.identity:
             default = Default()  # the identity is the default
+        elif default.dropped:
+            choice.notes.append(f"{default.dropped}: not carried over (objects-to-review.md)")
         columns.append(ColumnPlan(col, target, choice, default))
     by_source = dict(zip([c.name for c in table.columns], column_names, strict=True))
     result = TablePlan(table, name, stem, columns,
