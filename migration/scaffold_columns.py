@@ -186,7 +186,22 @@ def _sqlite(col: SourceColumn, options: TypeOptions,
     choice = _from(mapped) if known else _affinity(col.declared, mapped, known)
     if profile is None or profile.rows == 0:
         return choice
+    if not col.declared.strip():
+        return _untyped(profile)
     return _corrected(choice, col.declared, profile)
+
+
+def _untyped(profile: ColumnProfile) -> ColumnChoice:
+    """A column declared without a type keeps whatever it is given: the data decides."""
+    if profile.blobs:
+        return ColumnChoice("bytea", ["no declared type, holds blobs"])
+    if profile.texts:
+        return ColumnChoice("text", ["no declared type, holds text"])
+    if profile.fractional:
+        return ColumnChoice("double precision", ["no declared type, holds REAL values"])
+    needed = integer_type_for(profile.minimum or 0, profile.maximum or 0)
+    return ColumnChoice(needed, [f"no declared type, holds whole numbers "
+                                 f"{profile.minimum}..{profile.maximum}"])
 
 
 def _affinity(declared: str, mapped: Mapped, known: bool) -> ColumnChoice:

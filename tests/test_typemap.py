@@ -182,6 +182,10 @@ def test_zero_dates_in_a_not_null_column_drop_not_null() -> None:
     ("WHATEVER", ColumnProfile(rows=2, minimum=0, maximum=7), "numeric"),
     ("BLOB", ColumnProfile(rows=2, blobs=2), "bytea"),
     ("TEXT", ColumnProfile(rows=2, blobs=2), "bytea"),
+    ("", ColumnProfile(rows=2, minimum=1, maximum=2), "smallint"),
+    ("", ColumnProfile(rows=2, texts=1, minimum=1, maximum=2), "text"),
+    ("", ColumnProfile(rows=2, fractional=2), "double precision"),
+    ("", ColumnProfile(), "bytea"),
 ])
 def test_sqlite_types_follow_the_data(declared: str, profile: ColumnProfile,
                                       pg_type: str) -> None:
