@@ -272,3 +272,14 @@ def test_scaffold_refuses_to_overwrite_and_names_missing_tables(
     assert missing.returncode == 2
     assert missing.stderr.strip() == ("pt: error: no table NOPE in the source (tables: "
                                       "DEPARTMENTS, EMPLOYEES, TIMESHEETS)")
+
+
+def test_passwords_never_reach_the_scaffold(pg: Db, tmp_path: Path) -> None:
+    pg.script("CREATE TABLE t (id int PRIMARY KEY)")
+    folder = tmp_path / "out"
+    target = pg.url.replace("postgres@", "postgres:t0p-secret@")
+    scaffold(folder, pg, target=target, env={"PT_SRC_PASS": "s3cret"})
+    for path in folder.iterdir():
+        text = path.read_text()
+        assert "s3cret" not in text and "t0p-secret" not in text, path.name
+    assert load(folder / "pulsaride-pipeline.yml")["variables"]["PT_TARGET_URL"] == pg.url
