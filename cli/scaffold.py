@@ -101,4 +101,7 @@ def _summary(result: Scaffold, written: list[Path], output: Path) -> None:
                    f"{summary_counts(result.review)}")
     for note in result.notes:
         click.echo(f"  note: {note}")
-    click.echo(f"next: pt pipeline validate {output} && pt pipeline run {output}")
+    target = "" if plan.options.sqlite_target or result.files[output.name].count(
+        "PT_TARGET_URL:") else "export PT_TARGET_URL=postgresql://... && "
+    click.echo(f"next: review them, then: {target}pt pipeline validate {output} && "
+               f"pt pipeline run {output}")

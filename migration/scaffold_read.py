@@ -41,6 +41,8 @@ def read_source(engine: Engine, tables: Sequence[str] | None, schema: str | None
         dialect = connection.dialect.name
         found, objects, mariadb = _read(connection, schema)
         chosen = _choose(found, tables)
+        names = {t.name for t in chosen}
+        objects = [o for o in objects if o.table is None or o.table in names]
         result = SourceSchema(dialect=dialect, schema=schema, tables=chosen, objects=objects,
                               mariadb=mariadb)
         result.profiles = read_profiles(connection, result, sqlite_data=sqlite_data)
