@@ -9,12 +9,14 @@ inspector alone.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Engine, inspect
 from sqlalchemy import Enum as EnumType
 from sqlalchemy.engine.reflection import Inspector
+from sqlalchemy.exc import SAWarning
 
 from pulsaride.engine.errors import BadInputError
 
@@ -37,7 +39,9 @@ def read_source(engine: Engine, tables: Sequence[str] | None, schema: str | None
                 sqlite_data: bool = True) -> SourceSchema:
     """The tables (all, or `tables`) of the source with everything that defines them, the
     other objects of the schema, and the data profiles type choices need."""
-    with engine.connect() as connection:
+    with engine.connect() as connection, warnings.catch_warnings():
+        # Types SQLAlchemy does not know are read by their declared text: no warning.
+        warnings.filterwarnings("ignore", "Did not recognize type", SAWarning)
         dialect = connection.dialect.name
         found, objects, mariadb = _read(connection, schema)
         chosen = _choose(found, tables)
