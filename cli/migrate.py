@@ -16,6 +16,7 @@ from pulsaride.migration.cutover import Cutover, cutover
 from pulsaride.migration.database import TARGET, open_engine, resolve_url
 from pulsaride.migration.inspect import apply_schema, deferred_summary
 from pulsaride.migration.migrate import MigrateRequest, Progress, migrate
+from pulsaride.migration.post_data import Step, apply_steps
 from pulsaride.migration.transform import load_transform
 
 TRANSFORM = click.argument("transform_file", metavar="TRANSFORM.yaml",
@@ -89,14 +90,48 @@ def deferred(table_name: str | None, target_url: str | None, as_json: bool) -> N
 @click.argument("sql_file", metavar="SCHEMA.sql", type=click.Path(path_type=Path,
                                                                    dir_okay=False))
 @TARGET_URL
-def schema(sql_file: Path, target_url: str | None) -> None:
-    """Apply a target schema file (e.g. from pt scaffold) in one transaction."""
+@click.option("--post-data", "post_data", is_flag=True,
+              help="Apply step by step, resumably: each statement commits on its own and is "
+                   "recorded in pulsaride_schema_steps; a rerun skips the steps done.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
+def schema(sql_file: Path, target_url: str | None, post_data: bool, as_json: bool) -> None:
+    """Apply a target schema file (e.g. from pt scaffold): the pre-data part in one
+    transaction; with --post-data (indexes, constraints, foreign keys after the copies)
+    one step per statement, resuming after the last step done."""
     engine = open_engine(resolve_url(TARGET, target_url, None))
     try:
-        count = apply_schema(engine, sql_file)
+        if post_data:
+            outcome = apply_steps(engine, sql_file, _StepLines(sys.stderr))
+        else:
+            count = apply_schema(engine, sql_file)
     finally:
         engine.dispose()
-    click.echo(f"applied {count} statement(s) from {sql_file}")
+    if not post_data:
+        click.echo(orjson.dumps({"schema": "pulsaride.schema/1", "file": sql_file.name,
+                                 "status": "ok", "statements": count}).decode() if as_json
+                   else f"applied {count} statement(s) from {sql_file}")
+        return
+    if as_json:
+        click.echo(orjson.dumps(outcome.document()).decode())
+    if outcome.failed is not None:
+        raise PulsarideError(outcome.message)
+    if not as_json:
+        click.echo(f"{sql_file}: {len(outcome.ran)} step(s) applied, {len(outcome.skipped)} "
+                   f"done earlier, of {outcome.total}")
+
+
+class _StepLines:
+    """One progress line per step, on stderr (the summary goes to stdout)."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+
+    def __call__(self, step: Step, state: str, seconds: float) -> None:
+        if state == "failed":
+            return  # the error line says it, once
+        took = f" in {seconds:.2f}s" if state == "done" else ""
+        self.stream.write(f"step {step.number}: {state}{took}: {step.head[:120]}\n")
+        self.stream.flush()
 
 
 def first_line(exc: SQLAlchemyError) -> str:
@@ -112,10 +147,12 @@ def _summary_text(outcome: Progress) -> str:
                 "; nothing written. Use --force to copy it again.")
     resumed = " (resumed after an interrupted copy)" if outcome.resumed_from else ""
     rate = f", {data['rows_per_second']:,} rows/s" if data["rows_per_second"] else ""
+    converted = "".join(f"; {count:,} value(s) converted by {name}"
+                        for name, count in outcome.conversions.items())
     return (f"{outcome.transform} -> {outcome.target_table}: {outcome.read:,} read, "
             f"{outcome.written:,} written, {outcome.deferred:,} deferred, "
             f"{outcome.rejected:,} rejected, {outcome.skipped:,} skipped in "
-            f"{data['seconds']:.1f}s{rate}{resumed}")
+            f"{data['seconds']:.1f}s{rate}{resumed}{converted}")
 
 
 class ProgressDisplay:

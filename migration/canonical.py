@@ -33,7 +33,7 @@ class ColumnRule:
     fraction_digits: int = 6  # timestamp precision of the target column
     padded: bool = False  # CHAR(n): trailing blanks are padding
     empty_is_null: bool = False
-    kind: str = ""  # boolean | date | timestamp | json: values may come as text or 0/1
+    kind: str = ""  # boolean | date | timestamp | json: values that may come as text or 0/1
 
 
 def rule_for(name: str, target_type: str, empty_is_null: bool) -> ColumnRule:
@@ -45,7 +45,7 @@ def rule_for(name: str, target_type: str, empty_is_null: bool) -> ColumnRule:
     spelled = (target_type or "").strip().upper()
     kind = "boolean" if spelled.startswith("BOOL") else "timestamp" if spelled.startswith(
         ("TIMESTAMP", "DATETIME")) else "date" if spelled == "DATE" else \
-        "json" if spelled.startswith("JSON") else ""
+        "json" if spelled in ("JSON", "JSONB") else ""
     return ColumnRule(name=name, fraction_digits=digits,
                       padded=bool(_CHAR.match(target_type or "")), empty_is_null=empty_is_null,
                       kind=kind)
@@ -81,17 +81,6 @@ def canonical(value: Any, rule: ColumnRule) -> Any:
     return str(value)
 
 
-def _json(value: Any) -> Any:
-    """A JSON document as text with sorted keys and no spaces, as jsonb keeps it, whether it
-    comes as text (MariaDB's JSON is text) or parsed (psycopg reads jsonb)."""
-    if isinstance(value, str | bytes):
-        try:
-            value = orjson.loads(value)
-        except orjson.JSONDecodeError:
-            return value  # not JSON: compared as the text it is
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
-
-
 def _typed(value: Any, kind: str) -> Any:
     """Values a database keeps as text or 0/1 (SQLite) read as what the column declares."""
     if kind == "boolean" and isinstance(value, int | Decimal) and value in (0, 1):
@@ -102,6 +91,30 @@ def _typed(value: Any, kind: str) -> Any:
         except ValueError:
             return value
         return moment.date() if kind == "date" and len(value.strip()) <= 10 else moment
+    return value
+
+
+def _json(value: Any) -> str:
+    """A JSON value (text as the source holds it, or what the driver decoded a json/jsonb
+    column into) as one text: keys sorted, whole numbers without a fraction, as jsonb
+    normalises them. Text that is not JSON is a JSON string the driver decoded already."""
+    if isinstance(value, str | bytes):
+        try:
+            value = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            value = value.decode() if isinstance(value, bytes) else value
+    return orjson.dumps(_json_numbers(value), option=orjson.OPT_SORT_KEYS).decode()
+
+
+def _json_numbers(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_numbers(v) for v in value]
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
     return value
 
 

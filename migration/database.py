@@ -90,13 +90,17 @@ def expand(text: str, env: Mapping[str, str], endpoint: Endpoint) -> str:
 
 
 def open_engine(url: URL) -> Engine:
-    """An engine for `url` (SQLite: waits for locks, enforces foreign keys)."""
+    """An engine for `url` (SQLite: waits for locks, enforces foreign keys; MariaDB/MySQL:
+    sessions in UTC)."""
     try:
         if url.get_backend_name() == "sqlite":
             engine = create_engine(url, connect_args={"timeout": 60})
             event.listen(engine, "connect", _sqlite_pragmas)
             return engine
-        return create_engine(url, pool_pre_ping=True)
+        engine = create_engine(url, pool_pre_ping=True)
+        if url.get_backend_name() in ("mysql", "mariadb"):
+            event.listen(engine, "connect", _mysql_utc)
+        return engine
     except NoSuchModuleError:
         raise BadInputError(f"no driver for {url.drivername}:// in this installation") from None
     except ArgumentError as exc:
@@ -107,6 +111,14 @@ def _sqlite_pragmas(connection: DBAPIConnection, _record: object) -> None:
     cursor = connection.cursor()
     cursor.execute("PRAGMA foreign_keys = ON")
     cursor.execute("PRAGMA busy_timeout = 60000")
+    cursor.close()
+
+
+def _mysql_utc(connection: DBAPIConnection, _record: object) -> None:
+    """MariaDB/MySQL give TIMESTAMP values in the session's time zone, without saying which:
+    pt's sessions are UTC, so a TIMESTAMP read is the instant it holds (and NOW() is UTC)."""
+    cursor = connection.cursor()
+    cursor.execute("SET time_zone = '+00:00'")
     cursor.close()
 
 

@@ -7,10 +7,14 @@ through arithmetic and functions as in SQL; a comparison with NULL is not true.
 from __future__ import annotations
 
 import operator
+from collections import Counter
 from collections.abc import Callable, Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from typing import Literal as Choice
+
+import orjson
 
 from .grammar import (
     Binary,
@@ -280,6 +284,98 @@ def _concat(*values: Any) -> str:
     return "".join("" if v is None else str(v) for v in values)
 
 
+# ---- conversions of pt scaffold (values as MariaDB/MySQL drivers give them) -------------------
+
+# Values each counting conversion changed in this process (the copy reports them).
+CONVERSIONS: Counter[str] = Counter()
+
+
+def conversion_counts() -> dict[str, int]:
+    """How many values each counting conversion has changed so far."""
+    return {name: count for name, count in CONVERSIONS.items() if count}
+
+
+def _zero_date_null(value: Any) -> Any:
+    """MySQL's zero and invalid dates ('0000-00-00', '2024-02-30' when allowed) reach Python
+    as text, the driver being unable to make a date of them: they become NULL, counted.
+    Valid dates given as text are parsed."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return datetime.fromisoformat(value) if len(value) > 10 else date.fromisoformat(value)
+    except ValueError:
+        CONVERSIONS["zero_date_null"] += 1
+        return None
+
+
+def _as_utc(value: Any) -> Any:
+    """A moment read without its zone (MySQL TIMESTAMP, read in a UTC session) made UTC, so
+    a timestamptz column gets the instant whatever the target session's time zone."""
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def _set_array(value: Any) -> Any:
+    """A MySQL SET value ('a,b', '' for the empty set) as a list of its members."""
+    if value is None:
+        return None
+    if isinstance(value, set | frozenset):
+        return sorted(value)
+    text = value.decode() if isinstance(value, bytes) else str(value)
+    return [] if text == "" else text.split(",")
+
+
+def _mysql_wkb(value: Any) -> Any:
+    """MariaDB/MySQL keep a geometry as a 4-byte SRID and its WKB: the WKB."""
+    if value is None:
+        return None
+    data = bytes(value)
+    if len(data) < 9:
+        raise RowError(f"{data.hex()} is not a MySQL geometry")
+    return data[4:]
+
+
+def _mysql_ewkb(value: Any) -> Any:
+    """A MariaDB/MySQL geometry as PostGIS's hex EWKB text (its SRID kept)."""
+    if value is None:
+        return None
+    data = bytes(value)
+    if len(data) < 9:
+        raise RowError(f"{data.hex()} is not a MySQL geometry")
+    srid, wkb = data[:4], data[4:]
+    order: Choice["little", "big"] = "little" if wkb[0] == 1 else "big"
+    kind = int.from_bytes(wkb[1:5], order) | 0x20000000  # the EWKB flag: an SRID follows
+    srid_value = int.from_bytes(srid, "little")
+    return (wkb[:1] + kind.to_bytes(4, order) + srid_value.to_bytes(4, order) +
+            wkb[5:]).hex()
+
+
+def _bits_int(value: Any) -> Any:
+    """A MySQL BIT(n) value (bytes, most significant first) as a number."""
+    if isinstance(value, bytes | bytearray):
+        return int.from_bytes(value, "big")
+    return value
+
+
+def _mysql_time(value: Any) -> Any:
+    """A MySQL TIME (a duration to the driver) as a time of day; outside 00:00..24:00 it is
+    a duration, not a time: the row is rejected."""
+    if not isinstance(value, timedelta):
+        return value
+    if not timedelta(0) <= value < timedelta(days=1):
+        raise RowError(f"TIME {value} is not a time of day")
+    seconds = int(value.total_seconds())
+    return time(seconds // 3600, seconds // 60 % 60, seconds % 60, value.microseconds)
+
+
+def _json_text(value: Any) -> Any:
+    """A JSON value the driver decoded (PostgreSQL json/jsonb) as JSON text again."""
+    if value is None or isinstance(value, str):
+        return value
+    return orjson.dumps(value).decode()
+
+
 FUNCTIONS: dict[str, Callable[..., Any]] = {
     "upper": _text(str.upper),
     "lower": _text(str.lower),
@@ -293,7 +389,17 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "to_timestamp": _to_timestamp,
     "to_boolean": _to_boolean,
     "concat": _concat,
+    "zero_date_null": _zero_date_null,
+    "as_utc": _as_utc,
+    "set_array": _set_array,
+    "mysql_wkb": _mysql_wkb,
+    "mysql_ewkb": _mysql_ewkb,
+    "bits_int": _bits_int,
+    "mysql_time": _mysql_time,
+    "json_text": _json_text,
 }
 ARITY = {"upper": (1, 1), "lower": (1, 1), "trim": (1, 1), "normalize_text": (1, 1),
          "coalesce": (1, 99), "nullif": (2, 2), "to_int": (1, 1), "to_long": (1, 1),
-         "to_date": (1, 1), "to_timestamp": (1, 1), "to_boolean": (1, 1), "concat": (1, 99)}
+         "to_date": (1, 1), "to_timestamp": (1, 1), "to_boolean": (1, 1), "concat": (1, 99),
+         "zero_date_null": (1, 1), "as_utc": (1, 1), "set_array": (1, 1), "mysql_wkb": (1, 1),
+         "mysql_ewkb": (1, 1), "bits_int": (1, 1), "mysql_time": (1, 1), "json_text": (1, 1)}

@@ -22,6 +22,7 @@ from pulsaride.engine.errors import BadInputError, PulsarideError
 
 from . import deferral, registry
 from .database import SOURCE, TARGET, describe, open_engine, open_source, resolve_url
+from .expressions import conversion_counts
 from .reading import Prefetch, fetch_all
 from .registry import DONE, Entry
 from .rows import RowMaker
@@ -62,6 +63,7 @@ class Progress:
     started: float = field(default_factory=time.monotonic)
     status: str = "running"
     resumed_from: list[Any] | None = None
+    conversions: dict[str, int] = field(default_factory=dict)  # values changed, by function
 
     def summary(self) -> dict[str, Any]:
         """The one-line JSON summary."""
@@ -70,7 +72,8 @@ class Progress:
                 "status": self.status, "rows_read": self.read, "rows_written": self.written,
                 "rows_deferred": self.deferred, "rows_rejected": self.rejected,
                 "rows_skipped": self.skipped, "deferred_rows_replayed": self.replayed,
-                "resumed_from": self.resumed_from, "seconds": round(elapsed, 3),
+                "resumed_from": self.resumed_from, "conversions": self.conversions,
+                "seconds": round(elapsed, 3),
                 "rows_per_second": round(self.read / elapsed) if elapsed > 0 else None}
 
 
@@ -118,7 +121,11 @@ class _Copy:
                 entry.counters["rows_read"]
             self._account(entry)
             self.on_progress(self.progress)
+            before = conversion_counts()
             entry = self._copy(reader, plan, target_table, entry)
+            self.progress.conversions = {
+                name: count - before.get(name, 0) for name, count in conversion_counts().items()
+                if count > before.get(name, 0)}
         with self.target.begin() as connection:
             replayed = deferral.replay(connection, transform=self.transform.name,
                                        release_cycles=True)

@@ -185,5 +185,10 @@ def literal(value: str) -> str:
     PostgreSQL compiler."""
     from sqlalchemy import literal as bound  # noqa: PLC0415
 
-    return str(bound(value).compile(dialect=_PG_DIALECT,
+    # A dialect of the "named" paramstyle: the default (pyformat) doubles every % for the
+    # driver, which a DDL file run as it is would keep ('100%' became '100%%').
+    return str(bound(value).compile(dialect=_PG_LITERAL_DIALECT,
                                     compile_kwargs={"literal_binds": True}))
+
+
+_PG_LITERAL_DIALECT: Any = postgresql.dialect(paramstyle="named")  # type: ignore[no-untyped-call]

@@ -3,7 +3,9 @@
 Works on the declared type text (e.g. `NUMBER(10,2)`, `VARCHAR2(100 CHAR)`, `TINYINT(1)`), so
 Oracle, MariaDB, SQLite and PostgreSQL sources all go through the same rules. Oracle NUMBER is
 mapped by precision and scale: whole numbers to smallint / integer / bigint by how many digits
-they hold, anything else to numeric(p,s).
+they hold, anything else to numeric(p,s). Unsigned integers take the next wider type. What
+depends on more than the declared text (the source dialect, the data, options) is decided by
+scaffold_columns.py on top of these rules; SQLite's own affinity rules are `sqlite_affinity`.
 """
 
 from __future__ import annotations
@@ -25,10 +27,29 @@ class Mapped:
     note: str = ""
 
 
-def postgres_type(declared: str) -> Mapped:  # noqa: PLR0912 - a table of cases
-    """The PostgreSQL type for a source column declared as `declared`."""
-    if declared.strip().upper().startswith("INTERVAL"):
+_SPATIAL = ("GEOMETRY", "POINT", "LINESTRING", "POLYGON", "MULTIPOINT", "MULTILINESTRING",
+            "MULTIPOLYGON", "GEOMETRYCOLLECTION", "GEOGRAPHY", "SDO_GEOMETRY")
+SPATIAL_NOTE = "spatial values kept as WKB in bytea (no PostGIS in the target)"
+
+
+def postgres_type(declared: str, *, tinyint1_boolean: bool = True) -> Mapped:  # noqa: PLR0912
+    """The PostgreSQL type for a source column declared as `declared` (a table of cases).
+    `tinyint1_boolean`: whether MySQL's TINYINT(1) counts as boolean (a convention only:
+    what a boolean target accepts when preflight compares types; `pt scaffold` makes it
+    smallint unless --tinyint1-boolean)."""
+    spelled = declared.strip().upper()
+    if spelled.startswith("INTERVAL"):
         return Mapped("interval")
+    if spelled.endswith("[]"):  # a PostgreSQL array of a type
+        element = postgres_type(declared.strip()[:-2], tinyint1_boolean=tinyint1_boolean)
+        return Mapped(f"{element.pg_type}[]", element.note)
+    head = spelled.split("(")[0].strip()
+    if head == "ENUM":
+        return Mapped("text", "ENUM members become an enum type or a CHECK")
+    if head == "SET":
+        return Mapped("text[]", "SET becomes an array of its members")
+    if head in _SPATIAL:
+        return Mapped("bytea", SPATIAL_NOTE)
     match = _TYPE.match(declared or "")
     if match is None or not declared.strip():
         return Mapped("text", f"unknown type {declared!r} mapped to text")
@@ -49,10 +70,16 @@ def postgres_type(declared: str) -> Mapped:  # noqa: PLR0912 - a table of cases
     if name in ("SMALLINT", "INT2"):
         return Mapped("integer" if unsigned else "smallint")
     if name == "TINYINT":
-        return Mapped("boolean", "TINYINT(1) read as boolean") if precision == 1 else \
-            Mapped("smallint")
+        if precision == 1 and tinyint1_boolean:
+            return Mapped("boolean", "TINYINT(1) read as boolean")
+        return Mapped("smallint")
+    if name == "YEAR":
+        return Mapped("smallint", "YEAR kept as a number of years")
     if name in ("BOOLEAN", "BOOL", "BIT") and (precision in (None, 1)):
         return Mapped("boolean")
+    if name in ("BIT", "VARBIT", "BIT VARYING"):  # PostgreSQL bit strings
+        return Mapped(f"bit({precision})" if name == "BIT" else
+                      f"varbit({precision})" if precision else "varbit")
     if name in ("FLOAT", "BINARY_FLOAT", "REAL", "FLOAT4"):
         return Mapped("real" if name != "FLOAT" or (precision or 53) <= 24 else
                       "double precision")
@@ -114,3 +141,30 @@ def _timestamp(name: str, precision: int | None, rest: str) -> Mapped:
 def oracle_date(declared: str) -> bool:
     """Oracle DATE carries a time of day; scaffolding Oracle sources maps it to timestamp(0)."""
     return declared.strip().upper() == "DATE"
+
+
+def sqlite_affinity(declared: str) -> str:
+    """SQLite's type affinity of a declared type (https://www.sqlite.org/datatype3.html
+    section 3.1, rules applied in order): INTEGER, TEXT, BLOB, REAL or NUMERIC."""
+    spelled = declared.upper()
+    if "INT" in spelled:
+        return "INTEGER"
+    if any(word in spelled for word in ("CHAR", "CLOB", "TEXT")):
+        return "TEXT"
+    if "BLOB" in spelled or not spelled.strip():
+        return "BLOB"
+    if any(word in spelled for word in ("REAL", "FLOA", "DOUB")):
+        return "REAL"
+    return "NUMERIC"
+
+
+INTEGER_RANGES = (("smallint", -(2**15), 2**15 - 1), ("integer", -(2**31), 2**31 - 1),
+                  ("bigint", -(2**63), 2**63 - 1))
+
+
+def integer_type_for(minimum: int, maximum: int) -> str:
+    """The narrowest PostgreSQL integer type holding [minimum, maximum] (numeric beyond)."""
+    for name, low, high in INTEGER_RANGES:
+        if low <= minimum and maximum <= high:
+            return name
+    return "numeric"

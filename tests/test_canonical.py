@@ -335,7 +335,7 @@ def test_json_documents_compare_by_content_whether_text_or_parsed() -> None:
     assert canonical(text, rule) == canonical(parsed, rule) == \
         '{"a":{"z":null},"b":[1,2.5,"x"]}'
     assert row_converter([rule])([text]) == row_converter([rule])([parsed])
-    assert canonical("not json", rule) == "not json"
+    assert canonical("not json", rule) == '"not json"'  # a JSON string, decoded already
 
 
 def test_array_values_are_canonical_element_by_element() -> None:

@@ -46,7 +46,10 @@ def ev(expression: str, *values: Any) -> Any:
 def test_documented_functions_all_exist() -> None:
     assert set(FUNCTIONS) == {"upper", "lower", "trim", "normalize_text", "coalesce", "nullif",
                               "to_int", "to_long", "to_date", "to_timestamp", "to_boolean",
-                              "concat"}
+                              "concat",
+                              # the conversions pt scaffold writes (values of MySQL drivers)
+                              "zero_date_null", "as_utc", "set_array", "mysql_wkb",
+                              "mysql_ewkb", "bits_int", "mysql_time", "json_text"}
 
 
 @pytest.mark.parametrize(("expression", "values", "expected"), [
@@ -464,3 +467,57 @@ def test_a_hostile_expression_is_refused_by_pt_migrate_run_with_exit_2(tmp_path:
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "pwned").exists()
     assert not (tmp_path / "nowhere.db").exists()  # refused before connecting anywhere
+
+
+# ---- conversions written by pt scaffold ----------------------------------------------------
+
+
+def test_zero_dates_become_null_and_are_counted() -> None:
+    from pulsaride.migration.expressions import CONVERSIONS  # noqa: PLC0415
+
+    before = CONVERSIONS["zero_date_null"]
+    assert ev("zero_date_null(?)", "0000-00-00") is None
+    assert ev("zero_date_null(?)", "0000-00-00 00:00:00") is None
+    assert ev("zero_date_null(?)", "2024-02-30") is None  # ALLOW_INVALID_DATES
+    assert ev("zero_date_null(?)", date(2024, 2, 29)) == date(2024, 2, 29)
+    assert ev("zero_date_null(?)", "2024-02-29") == date(2024, 2, 29)
+    assert ev("zero_date_null(?)", "2024-02-29 10:11:12") == datetime(2024, 2, 29, 10, 11, 12)
+    assert ev("zero_date_null(?)", None) is None
+    assert CONVERSIONS["zero_date_null"] - before == 3
+
+
+def test_as_utc_gives_naive_moments_their_zone() -> None:
+    assert ev("as_utc(?)", datetime(2024, 1, 1, 7)) == datetime(2024, 1, 1, 7, tzinfo=UTC)
+    moment = datetime(2024, 1, 1, 7, tzinfo=timezone(timedelta(hours=2)))
+    assert ev("as_utc(?)", moment) is moment
+    assert ev("as_utc(zero_date_null(?))", "0000-00-00 00:00:00") is None
+
+
+@pytest.mark.parametrize(("value", "members"), [
+    ("a,b", ["a", "b"]), ("", []), ("x", ["x"]), (None, None), ({"b", "a"}, ["a", "b"]),
+    (b"p q,r", ["p q", "r"])])
+def test_set_array(value: Any, members: list[str] | None) -> None:
+    assert ev("set_array(?)", value) == members
+
+
+def test_mysql_geometry_to_wkb_and_ewkb() -> None:
+    # POINT(1 2) with SRID 4326 as MariaDB stores it: SRID (LE) then WKB.
+    wkb = bytes.fromhex("0101000000000000000000f03f0000000000000040")
+    stored = (4326).to_bytes(4, "little") + wkb
+    assert ev("mysql_wkb(?)", stored) == wkb
+    assert ev("mysql_ewkb(?)", stored) == \
+        "0101000020e6100000000000000000f03f0000000000000040"
+    assert ev("mysql_wkb(?)", None) is None
+    with pytest.raises(RowError):
+        ev("mysql_wkb(?)", b"\x00")
+
+
+def test_bits_time_and_json_text() -> None:
+    assert ev("bits_int(?)", b"\x01") == 1
+    assert ev("bits_int(?)", b"\x01\x00") == 256
+    assert ev("mysql_time(?)", timedelta(hours=13, minutes=5, seconds=1)).isoformat() == \
+        "13:05:01"
+    with pytest.raises(RowError, match="not a time of day"):
+        ev("mysql_time(?)", timedelta(hours=30))
+    assert ev("json_text(?)", {"a": [1, None]}) == '{"a":[1,null]}'
+    assert ev("json_text(?)", '{"a":1}') == '{"a":1}'
