@@ -30,7 +30,10 @@ from sqlalchemy.dialects import postgresql
 
 # PostgreSQL keeps NAMEDATALEN - 1 bytes of an identifier.
 MAX_IDENTIFIER_BYTES = 63
-_PG_DIALECT: Any = postgresql.dialect()  # type: ignore[no-untyped-call]
+# A dialect of the "named" paramstyle: the default (pyformat) doubles every % for the driver,
+# which text written into a DDL file and run as it is would keep ('100%' became '100%%', a
+# column "value %s" became "value %%s").
+_PG_DIALECT: Any = postgresql.dialect(paramstyle="named")  # type: ignore[no-untyped-call]
 _PG_PREPARER = _PG_DIALECT.identifier_preparer
 
 
@@ -121,6 +124,14 @@ def match_name(wanted: str, present: Iterable[str]) -> str | None:
     return same[0] if len(same) == 1 else None
 
 
+def one_line(text: str) -> str:
+    """`text` fit for a comment line of a generated file (SQL `--`, YAML `#`): control
+    characters, line breaks above all, which would end the comment and make the rest code,
+    become spaces."""
+    return "".join(" " if ord(c) < 32 or ord(c) == 127 or c in "\u2028\u2029\x85" else c
+                   for c in text)
+
+
 def quote(name: str) -> str:
     """`name` as PostgreSQL DDL must spell it (quoted when it would otherwise fold or not
     parse), by SQLAlchemy's PostgreSQL identifier preparer."""
@@ -185,10 +196,5 @@ def literal(value: str) -> str:
     PostgreSQL compiler."""
     from sqlalchemy import literal as bound  # noqa: PLC0415
 
-    # A dialect of the "named" paramstyle: the default (pyformat) doubles every % for the
-    # driver, which a DDL file run as it is would keep ('100%' became '100%%').
-    return str(bound(value).compile(dialect=_PG_LITERAL_DIALECT,
+    return str(bound(value).compile(dialect=_PG_DIALECT,
                                     compile_kwargs={"literal_binds": True}))
-
-
-_PG_LITERAL_DIALECT: Any = postgresql.dialect(paramstyle="named")  # type: ignore[no-untyped-call]

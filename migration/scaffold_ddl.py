@@ -14,16 +14,14 @@ text only ever appears in comments, cleaned of line breaks.
 
 from __future__ import annotations
 
-from .names import literal, quote
+from .names import literal, one_line, quote
 from .scaffold_plan import ColumnPlan, ForeignKeyPlan, Plan, TablePlan
 
 
 def comment(text: str) -> str:
     """`text` as a `--` comment: control characters (line breaks above all, which would end
     the comment and make the rest SQL) become spaces."""
-    cleaned = "".join(" " if ord(c) < 32 or ord(c) == 127 or c in "\u2028\u2029" else c
-                      for c in text)
-    return f"-- {cleaned}".rstrip()
+    return f"-- {one_line(text)}".rstrip()
 
 
 def dollar_quoted(body: str) -> str:

@@ -211,6 +211,9 @@ def _declared(col: ColumnElement[Any], connection: Connection,
         spelled = cache.get(name or "", {}).get(col.name)
         if spelled:
             return spelled
+    base = next(iter(col.base_columns), col)  # an aliased table's columns proxy the table's
+    if isinstance(base, Column) and "declared" in base.info:  # relations: from the catalog
+        return str(base.info["declared"])
     if isinstance(col, Column):
         try:
             return str(col.type.compile(dialect=connection.dialect))
