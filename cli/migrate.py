@@ -9,6 +9,7 @@ from typing import IO, Any
 
 import click
 import orjson
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from pulsaride.engine.errors import PulsarideError
@@ -17,6 +18,8 @@ from pulsaride.migration.database import TARGET, open_engine, resolve_url
 from pulsaride.migration.inspect import apply_schema, deferred_summary
 from pulsaride.migration.migrate import MigrateRequest, Progress, migrate
 from pulsaride.migration.transform import load_transform
+
+from .text import printable
 
 TRANSFORM = click.argument("transform_file", metavar="TRANSFORM.yaml",
                            type=click.Path(path_type=Path))
@@ -59,7 +62,8 @@ def run(transform_file: Path, source_url: str | None, target_url: str | None,
 
 
 @migrate_group.command("deferred")
-@click.option("--table", "table_name", metavar="T", help="Only rows waiting to go into T.")
+@click.option("--table", "table_name", metavar="T",
+              help="Only rows waiting to go into T (its exact name, or schema.name).")
 @TARGET_URL
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON document.")
 def deferred(table_name: str | None, target_url: str | None, as_json: bool) -> None:
@@ -67,6 +71,8 @@ def deferred(table_name: str | None, target_url: str | None, as_json: bool) -> N
     engine = open_engine(resolve_url(TARGET, target_url, None))
     try:
         groups = deferred_summary(engine, table_name)
+        others = _named_like(engine, table_name) if table_name is not None and not groups \
+            else []
     except SQLAlchemyError as exc:
         raise PulsarideError(f"database error: {first_line(exc)}") from None
     finally:
@@ -74,15 +80,29 @@ def deferred(table_name: str | None, target_url: str | None, as_json: bool) -> N
     if as_json:
         click.echo(orjson.dumps({"schema": "pulsaride.deferred/1", "groups": groups},
                                 option=orjson.OPT_INDENT_2).decode())
-        return
+    else:
+        click.echo(_deferred_text(groups, table_name, others))
+
+
+def _deferred_text(groups: list[dict[str, Any]], table: str | None, others: list[str]) -> str:
     if not groups:
-        click.echo("no deferred rows")
-        return
+        hint = f" (rows wait for {', '.join(map(repr, others))}: names are exact)" \
+            if others else ""
+        return f"no deferred rows{f' for table {table!r}' if table else ''}{hint}"
+    lines = []
     for group in groups:
-        keys = ", ".join(group["sample_keys"])
+        keys = ", ".join(printable(k) for k in group["sample_keys"])
         more = "" if group["rows"] <= len(group["sample_keys"]) else ", ..."
-        click.echo(f"{group['target_table']}: {group['rows']} row(s) wait for "
-                   f"{group['blocking_table']}.{group['blocking_key']} in ({keys}{more})")
+        lines.append(f"{printable(group['target_table'])}: {group['rows']} row(s) wait for "
+                     f"{printable(group['blocking_table'])}."
+                     f"{printable(group['blocking_key'])} in ({keys}{more})")
+    return "\n".join(lines)
+
+
+def _named_like(engine: Engine, table: str) -> list[str]:
+    """Tables with deferred rows whose name differs from `table` only in case."""
+    return sorted({g["target_table"] for g in deferred_summary(engine)
+                   if table.lower() in (g["target_table"].lower(), g["target"]["name"].lower())})
 
 
 @migrate_group.command("schema")
@@ -200,15 +220,17 @@ def cutover_command(transform_files: tuple[Path, ...], target_url: str | None, v
 
 
 def _cutover_text(result: Cutover, dry_run: bool, refused: bool) -> str:
-    name = result.target_table
+    name = printable(result.target_table)
     if result.already:
         return f"{name}: already cut over; nothing to do"
     if result.refusals:
-        return "\n".join([f"{name}: cutover REFUSED:"] + [f"  - {r}" for r in result.refusals])
+        return "\n".join([f"{name}: cutover REFUSED:"] +
+                         [f"  - {printable(r)}" for r in result.refusals])
     if refused:
         return f"{name}: passes the gate (nothing cut over: another table is refused)"
-    moves = [f"  advance {s['sequence']} ({s['column']}) from {s['current']} to "
-             f"{s['max_value']}" for s in result.sequences] or ["  no sequences to advance"]
+    moves = [f"  advance {printable(s['sequence'])} ({printable(s['column'])}) from {s['current']} "
+             f"to {s['max_value']}" for s in result.sequences if s["behind"]] or [
+        "  no sequences to advance"]
     verb = "would cut over" if dry_run else "cut over"
     warning = [] if result.verified else ["  warning: verification skipped (--no-verify)"]
     return "\n".join([f"{name}: {verb}", *moves, *warning])
