@@ -79,7 +79,8 @@ def counts(tables: tuple[str, ...], more_tables: tuple[str, ...], files: tuple[P
 
 @validate_group.command("sample")
 @click.option("--table", "tables", metavar="T", multiple=True,
-              help="The table to sample (repeatable).")
+              help="Tables to sample: --table a b (or --table a --table b).")
+@click.argument("more_tables", nargs=-1, metavar="")
 @TRANSFORM_FILES
 @click.option("--sample", "fraction", type=click.FloatRange(0, 1, min_open=True), default=0.02,
               show_default=True, help="Fraction of the rows to compare.")
@@ -89,21 +90,22 @@ def counts(tables: tuple[str, ...], more_tables: tuple[str, ...], files: tuple[P
 @SOURCE_URL
 @TARGET_URL
 @AS_JSON
-def sample(tables: tuple[str, ...], files: tuple[Path, ...], fraction: float, seed: int,
-           folder: Path, source_url: str | None, target_url: str | None,
-           as_json: bool) -> None:
+def sample(tables: tuple[str, ...], more_tables: tuple[str, ...], files: tuple[Path, ...],
+           fraction: float, seed: int, folder: Path, source_url: str | None,
+           target_url: str | None, as_json: bool) -> None:
     """Compare the same rows on both sides (chosen by a hash of the key), field by field
     after canonicalisation; mismatches go to pulsaride_dlq."""
     results = [_run(transform, source_url, target_url,
                     lambda sides, meter: validate_sample(sides, fraction, seed, meter),
                     f"validate sample {transform.target}")
-               for transform in _transforms(tables, files, folder)]
+               for transform in _transforms((*tables, *more_tables), files, folder)]
     _finish(results, as_json, _detail_line)
 
 
 @validate_group.command("hash")
 @click.option("--table", "tables", metavar="T", multiple=True,
-              help="The table to check (repeatable).")
+              help="Tables to check: --table a b (or --table a --table b).")
+@click.argument("more_tables", nargs=-1, metavar="")
 @TRANSFORM_FILES
 @click.option("--buckets", type=click.IntRange(1, 1_000_000), default=256, show_default=True,
               help="Key buckets compared by count and hash sum.")
@@ -111,15 +113,15 @@ def sample(tables: tuple[str, ...], files: tuple[Path, ...], fraction: float, se
 @SOURCE_URL
 @TARGET_URL
 @AS_JSON
-def hash_command(tables: tuple[str, ...], files: tuple[Path, ...], buckets: int,
-                 folder: Path, source_url: str | None, target_url: str | None,
-                 as_json: bool) -> None:
+def hash_command(tables: tuple[str, ...], more_tables: tuple[str, ...],
+                 files: tuple[Path, ...], buckets: int, folder: Path, source_url: str | None,
+                 target_url: str | None, as_json: bool) -> None:
     """Check every row without moving data: per key bucket a count and a 64-bit hash sum
     on each side; differing buckets are read again down to the differing keys."""
     results = [_run(transform, source_url, target_url,
                     lambda sides, meter: validate_hash(sides, buckets, meter),
                     f"validate hash {transform.target}")
-               for transform in _transforms(tables, files, folder)]
+               for transform in _transforms((*tables, *more_tables), files, folder)]
     _finish(results, as_json, _detail_line)
 
 
