@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from pulsaride.engine.errors import PulsarideError
 from pulsaride.migration.cutover import Cutover, cutover
 from pulsaride.migration.database import TARGET, open_engine, resolve_url
-from pulsaride.migration.inspect import apply_schema, deferred_summary
+from pulsaride.migration.inspect import SAMPLE_KEYS, apply_schema, deferred_summary
 from pulsaride.migration.migrate import MigrateRequest, Progress, migrate
 from pulsaride.migration.transform import load_transform
 
@@ -92,7 +92,8 @@ def _deferred_text(groups: list[dict[str, Any]], table: str | None, others: list
     lines = []
     for group in groups:
         keys = ", ".join(printable(k) for k in group["sample_keys"])
-        more = "" if group["rows"] <= len(group["sample_keys"]) else ", ..."
+        # Up to SAMPLE_KEYS distinct values are shown: as many means there may be more.
+        more = ", ..." if len(group["sample_keys"]) >= SAMPLE_KEYS else ""
         lines.append(f"{printable(group['target_table'])}: {group['rows']} row(s) wait for "
                      f"{printable(group['blocking_table'])}."
                      f"{printable(group['blocking_key'])} in ({keys}{more})")

@@ -24,29 +24,25 @@ def transforms_in(folder: Path) -> list[Transform]:
     return found
 
 
-def _target_names(transform: Transform) -> set[str]:
-    """How a command line may name the table a transform fills: its exact name, or
-    schema.name as pt prints it."""
-    return {transform.target_table, str(transform.target)}
-
-
 def transform_for(table: str, folder: Path) -> Transform:
-    """The transform file in `folder` that fills `table`: the one whose target table (else
-    whose name) is exactly `table`; only when none is, the one equal to it but for case."""
+    """The transform file in `folder` that fills `table`, looked up exactly: the table as pt
+    prints it (schema.name, or the name), else by its name in any schema, else by the
+    transform's name; only when none is, the one equal to it but for case."""
     candidates = transforms_in(folder)
     rules: list[tuple[str, Callable[[Transform], bool]]] = [
-        ("fills table", lambda t: table in _target_names(t)),
-        ("is named", lambda t: t.name == table),
-        ("fills a table named like", lambda t: table.lower() in {
-            n.lower() for n in (*_target_names(t), t.name)})]
+        ("fill table", lambda t: str(t.target) == table),
+        ("fill a table named", lambda t: t.target_table == table),
+        ("are named", lambda t: t.name == table),
+        ("fill a table named like", lambda t: table.lower() in {
+            str(t.target).lower(), t.target_table.lower(), t.name.lower()})]
     for how, matches in rules:
         matching = [t for t in candidates if matches(t)]
         if len(matching) == 1:
             return matching[0]
         if matching:
-            files = ", ".join(f"{t.path.name} ({t.target})" for t in matching)
-            raise BadInputError(f"several transform files {how} {table!r}: {files}; names are "
-                                "exact: give the exact name, or --transform FILE")
+            files = ", ".join(f"{t.path.name} ({str(t.target)!r})" for t in matching)
+            raise BadInputError(f"several transform files {how} {table!r}: {files}; names "
+                                "are exact: give the exact name, or --transform FILE")
     known = ", ".join(sorted(repr(str(t.target)) for t in candidates)) or "none"
     raise BadInputError(f"no transform file in {folder} fills table {table!r} (tables with "
                         f"transform files: {known}); use --transforms DIR or --transform FILE")

@@ -50,10 +50,11 @@ def deferred_summary(engine: Engine, table: str | None = None) -> list[dict[str,
 
 def _keys_named(connection: Connection, table: str) -> list[str]:
     """The keys (TableName.key) in pulsaride_deferred of the tables called exactly `table`:
-    by their name, or by schema.name as pt prints them."""
-    present = connection.execute(select(DEFERRED.c.target_table).distinct()).scalars().all()
-    return [key for key in present
-            if table in (str(TableName.from_key(key)), TableName.from_key(key).name)]
+    as pt prints them (schema.name, or the name), else by their name in any schema."""
+    present = [TableName.from_key(k) for k in connection.execute(
+        select(DEFERRED.c.target_table).distinct()).scalars()]
+    exact = [n.key() for n in present if str(n) == table]
+    return exact or [n.key() for n in present if n.name == table]
 
 
 def apply_schema(engine: Engine, path: Path) -> int:
