@@ -71,13 +71,23 @@ def test_a_table_whose_rows_all_wait_is_incomplete_until_its_parents_arrive(
     code, hashed = _validate(tmp_path, "hash", "children")
     assert (code, hashed["results"][0]["status"], hashed["results"][0]["mismatches"]) == (
         1, "INCOMPLETE", [])
+    sample = pt("validate", "sample", "--table", "children", "--sample", "1.0", cwd=tmp_path)
+    assert sample.returncode == 1
+    assert sample.stdout.splitlines()[1:] == [
+        "  10 sampled row(s) are not in the target: 10 wait in pulsaride_deferred "
+        "(pt migrate deferred)"]
     assert pg.rows("SELECT kind, status FROM pulsaride_validation") == [
-        ("counts", "INCOMPLETE"), ("counts", "INCOMPLETE"), ("hash", "INCOMPLETE")]
+        ("counts", "INCOMPLETE"), ("counts", "INCOMPLETE"), ("hash", "INCOMPLETE"),
+        ("sample", "INCOMPLETE")]
 
     code, health = _health(tmp_path)
     tables = {t["table"]: t for t in health["tables"]}
     assert (code, health["verdict"], tables["children"]["verdict"]) == (1, "NO-GO", "NO-GO")
-    assert tables["children"]["validations"] == {"counts": "INCOMPLETE", "hash": "INCOMPLETE"}
+    assert tables["children"]["validations"] == {
+        "counts": "INCOMPLETE", "hash": "INCOMPLETE", "sample": "INCOMPLETE"}
+    assert tables["children"]["reasons"][-1] == (
+        "NO-GO: the latest sample validation is INCOMPLETE: 10 sampled row(s) are not in the "
+        "target: 10 wait in pulsaride_deferred (pt migrate deferred)")
     gate = pt("migrate", "cutover", "children.yaml", "--json", cwd=tmp_path)
     assert gate.returncode == 1
     (refused,) = _json(gate)["tables"]
@@ -87,19 +97,21 @@ def test_a_table_whose_rows_all_wait_is_incomplete_until_its_parents_arrive(
         "the target: 10 wait in pulsaride_deferred (pt migrate deferred)",
         "the latest hash validation of children is INCOMPLETE: 10 source row(s) are not in "
         "the target: 10 wait in pulsaride_deferred (pt migrate deferred)",
+        "the latest sample validation of children is INCOMPLETE: 10 sampled row(s) are not "
+        "in the target: 10 wait in pulsaride_deferred (pt migrate deferred)",
         "10 row(s) of children still wait in pulsaride_deferred (see pt migrate deferred)"]
 
     # The parents arrive: the waiting rows follow them; checked again, everything agrees.
     assert pt("migrate", "run", "parents.yaml", cwd=tmp_path).returncode == 0
     assert pg.count("children") == 10 and pg.count("pulsaride_deferred") == 0
-    for command in ("counts", "hash"):
+    for command in ("counts", "hash", "sample"):
         code, document = _validate(tmp_path, command, "children", "parents")
         assert (code, document["status"]) == (0, "PASS"), document
     code, health = _health(tmp_path)
     assert (code, health["verdict"]) == (0, "GO"), health
     assert {t["table"]: t["validations"] for t in health["tables"]} == {
-        "children": {"counts": "PASS", "hash": "PASS"},
-        "parents": {"counts": "PASS", "hash": "PASS"}}
+        "children": {"counts": "PASS", "hash": "PASS", "sample": "PASS"},
+        "parents": {"counts": "PASS", "hash": "PASS", "sample": "PASS"}}
     done = pt("migrate", "cutover", "children.yaml", "parents.yaml", "--json", cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert [t["status"] for t in _json(done)["tables"]] == ["cut over", "cut over"]

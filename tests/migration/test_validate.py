@@ -405,12 +405,9 @@ def test_canonical_timestamps_and_numbers_agree_with_postgresql(pg: Db) -> None:
 # ---- deferred and rejected rows: INCOMPLETE; skipped rows: PASS, reported -----------------
 
 
-def test_deferred_or_rejected_rows_make_a_check_incomplete_and_skipped_rows_do_not(
-        pg: Db, sqlite_db: Any, tmp_path: Path) -> None:
-    """Rows that wait or were dead-lettered are not differences, but they are missing: no
-    check PASSes while they are (ADR 0013). Rows dropped by `on_missing: SKIP` are dropped by
-    rule, as by a filter: PASS, with the skipped rows reported."""
-    source = sqlite_db("accounted")
+def _kids(pg: Db, source: Db, folder: Path) -> None:
+    """parents, and kids copied four ways: DEFER, SKIP and FAIL (each also rejecting the kid
+    whose label is not a number), and SKIP without that expression."""
     create_table(source, "parents", [("id", "int"), ("name", "text")], primary_key=["id"])
     create_table(source, "kids", [("id", "int"), ("parent_id", "int"), ("label", "text")],
                  primary_key=["id"])
@@ -423,13 +420,13 @@ def test_deferred_or_rejected_rows_make_a_check_incomplete_and_skipped_rows_do_n
         create_table(pg, name, [("id", "int"), ("parent_id", "int"), ("label", "text")],
                      primary_key=["id"])
     urls = {"source_url": source.url, "target_url": pg.url}
-    write_transform(tmp_path, {"name": "parents", **urls,
+    write_transform(folder, {"name": "parents", **urls,
                                "sources": [{"name": "parents", "table": "parents"}]})
     for name, on_missing, label in (("kids_defer", "DEFER", "to_int(?)"),
                                     ("kids_skip", "SKIP", "to_int(?)"),
                                     ("kids_fail", "FAIL", "to_int(?)"),
                                     ("kids_only_skip", "SKIP", None)):
-        write_transform(tmp_path, {
+        write_transform(folder, {
             "name": name, **urls, "sources": [{"name": "kids", "table": "kids", "alias": "k"}],
             "fields": [{"name": "id", "source": "k.id"},
                        {"name": "parent_id", "source": "k.parent_id"},
@@ -439,11 +436,18 @@ def test_deferred_or_rejected_rows_make_a_check_incomplete_and_skipped_rows_do_n
             "depends_on": [{"table": "parents", "key": "id", "via": "k.parent_id",
                             "on_missing": on_missing}]})
     for name in ("parents", "kids_defer", "kids_skip", "kids_fail", "kids_only_skip"):
-        outcome = migrate(MigrateRequest(load_transform(tmp_path / f"{name}.yaml")))
+        outcome = migrate(MigrateRequest(load_transform(folder / f"{name}.yaml")))
         assert outcome.status == "done"
     assert pg.count("kids_defer") == pg.count("kids_skip") == pg.count("kids_fail") == 9
     assert pg.count("kids_only_skip") == 10
 
+
+def test_deferred_or_rejected_rows_make_a_check_incomplete_and_skipped_rows_do_not(
+        pg: Db, sqlite_db: Any, tmp_path: Path) -> None:
+    """Rows that wait or were dead-lettered are not differences, but they are missing: no
+    check PASSes while they are (ADR 0013). Rows dropped by `on_missing: SKIP` are dropped by
+    rule, as by a filter: PASS, with the skipped rows reported."""
+    _kids(pg, sqlite_db("accounted"), tmp_path)
     result = pt("validate", "counts", "--table", "kids_defer", "kids_skip", "kids_fail",
                 "kids_only_skip", "--json", cwd=tmp_path)
     assert result.returncode == 1, result.stdout + result.stderr
@@ -492,6 +496,15 @@ def test_deferred_or_rejected_rows_make_a_check_incomplete_and_skipped_rows_do_n
     assert set(recorded) == {("kids_defer", "counts", "INCOMPLETE"),
                              ("kids_defer", "hash", "INCOMPLETE"),
                              ("kids_defer", "sample", "INCOMPLETE")}
+
+    # The cutover gate refuses the INCOMPLETE checks, and the dead letters themselves.
+    gate = pt("migrate", "cutover", "kids_fail.yaml", "--json", cwd=tmp_path)
+    assert gate.returncode == 1
+    (refused,) = orjson.loads(gate.stdout)["tables"]
+    assert [r.split(":")[0] for r in refused["refusals"]] == [
+        f"the latest {kind} validation of kids_fail is INCOMPLETE"
+        for kind in ("counts", "hash", "sample")] + [
+        "3 row(s) of kids_fail were rejected to pulsaride_dlq by the copy"]
 
     # A copy made again from the start (--force) rejects its rows again: only its own dead
     # letters count, not those of the copy it replaced.
