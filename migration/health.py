@@ -243,7 +243,8 @@ def _deferred_hints(connection: Connection, by_key: dict[str, Transform],
             continue  # a table this assessment is not about
         keys = list(connection.execute(
             select(DEFERRED.c.key_value).distinct().where(
-                DEFERRED.c.target_table == child, DEFERRED.c.blocking_table == parent)
+                DEFERRED.c.target_table == child, DEFERRED.c.blocking_table == parent,
+                DEFERRED.c.blocking_key == key)
             .order_by(DEFERRED.c.key_value).limit(SAMPLE_KEYS)).scalars())
         group = _Group(child, parent, key, rows, keys)
         hints += _group_hints(connection, by_key.get(parent), source, group, waiting=waiting,
