@@ -33,7 +33,7 @@ class ColumnRule:
     fraction_digits: int = 6  # timestamp precision of the target column
     padded: bool = False  # CHAR(n): trailing blanks are padding
     empty_is_null: bool = False
-    kind: str = ""  # boolean | date | timestamp, when the column's values may come as text/0-1
+    kind: str = ""  # boolean | date | timestamp | json: values may come as text or 0/1
 
 
 def rule_for(name: str, target_type: str, empty_is_null: bool) -> ColumnRule:
@@ -44,7 +44,8 @@ def rule_for(name: str, target_type: str, empty_is_null: bool) -> ColumnRule:
         digits = 0  # MariaDB DATETIME without fraction
     spelled = (target_type or "").strip().upper()
     kind = "boolean" if spelled.startswith("BOOL") else "timestamp" if spelled.startswith(
-        ("TIMESTAMP", "DATETIME")) else "date" if spelled == "DATE" else ""
+        ("TIMESTAMP", "DATETIME")) else "date" if spelled == "DATE" else \
+        "json" if spelled.startswith("JSON") else ""
     return ColumnRule(name=name, fraction_digits=digits,
                       padded=bool(_CHAR.match(target_type or "")), empty_is_null=empty_is_null,
                       kind=kind)
@@ -54,10 +55,14 @@ def canonical(value: Any, rule: ColumnRule) -> Any:
     """`value` in canonical form (JSON-ready) under `rule`."""
     if value is None:
         return None
+    if rule.kind == "json":
+        return _json(value)
     if rule.kind:
         value = _typed(value, rule.kind)
     if isinstance(value, bool):
         return value
+    if isinstance(value, list | tuple):  # an array column (a SET, for one)
+        return [canonical(v, rule) for v in value]
     if isinstance(value, int | float | Decimal):
         return _number(value)
     if isinstance(value, datetime):
@@ -74,6 +79,17 @@ def canonical(value: Any, rule: ColumnRule) -> Any:
             return None
         return text
     return str(value)
+
+
+def _json(value: Any) -> Any:
+    """A JSON document as text with sorted keys and no spaces, as jsonb keeps it, whether it
+    comes as text (MariaDB's JSON is text) or parsed (psycopg reads jsonb)."""
+    if isinstance(value, str | bytes):
+        try:
+            value = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return value  # not JSON: compared as the text it is
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
 def _typed(value: Any, kind: str) -> Any:
@@ -207,6 +223,8 @@ def _none(_value: None) -> None:
 
 def _specialised(kind: type, rule: ColumnRule) -> Converter:
     """What `canonical` does to values of exactly this type under `rule`."""
+    if rule.kind == "json":
+        return _json
     if kind is str:
         return _text(rule)
     if kind is bool:

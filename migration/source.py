@@ -32,6 +32,7 @@ from .grammar import Column as ColumnNode
 from .grammar import GrammarError
 from .names import match_name, target_names
 from .relations import NoSuchTable, reflect_table
+from .sqlcheck import UnsafeSql, check_condition, check_query
 from .transform import ColumnRef, Field, Source, Transform
 
 
@@ -105,7 +106,7 @@ def plan_source(connection: Connection, transform: Transform) -> SourcePlan:
         positions=positions,
         key=tuple(columns[positions[r]] for r in key_refs),
         key_positions=tuple(positions[r] for r in key_refs),
-        from_clause=_joined(relations, transform),
+        from_clause=_joined(relations, transform, connection.dialect.name),
         condition=_condition(transform, resolver),
         fields=tuple(fields),
         declared_types={f.name: types[f.sources[0]]
@@ -119,6 +120,10 @@ def plan_source(connection: Connection, transform: Transform) -> SourcePlan:
 
 def _relation(connection: Connection, source: Source) -> FromClause:
     if source.sql is not None:
+        try:
+            check_query(source.sql, connection.dialect.name)
+        except UnsafeSql as exc:
+            raise SourceError(f"source '{source.name}': its sql {exc}") from None
         probe: Select[Any] = select(literal_column("*")).select_from(
             text(source.sql).columns().subquery("pt_probe")).where(false())
         try:
@@ -172,9 +177,14 @@ def _primary_key(relation: FromClause, transform: Transform) -> list[ColumnRef]:
     return [ColumnRef(transform.primary.alias, name) for name in key]
 
 
-def _joined(relations: dict[str, FromClause], transform: Transform) -> FromClause:
+def _joined(relations: dict[str, FromClause], transform: Transform,
+            dialect: str) -> FromClause:
     joined = relations[transform.primary.alias]
     for join in transform.joins:
+        try:
+            check_condition(join.on, dialect)
+        except UnsafeSql as exc:
+            raise SourceError(f"joins: {join.left} -> {join.right}: on {exc}") from None
         right = relations[join.right]
         joined = joined.join(right, text(join.on), isouter=join.kind in ("LEFT", "FULL"),
                              full=join.kind == "FULL")

@@ -326,3 +326,20 @@ def test_converter_gives_the_answers_of_canonical(rule: ColumnRule, values: list
     rows = row_converter([rule, PLAIN])
     with pytest.raises(ValueError, match="a row of 1 values for 2 column rules"):
         rows(["only one"])
+
+
+def test_json_documents_compare_by_content_whether_text_or_parsed() -> None:
+    rule = rule_for("doc", "JSONB", False)
+    text = '{"b": [1, 2.5, "x"],  "a": {"z": null}}'
+    parsed = {"a": {"z": None}, "b": [1, 2.5, "x"]}
+    assert canonical(text, rule) == canonical(parsed, rule) == \
+        '{"a":{"z":null},"b":[1,2.5,"x"]}'
+    assert row_converter([rule])([text]) == row_converter([rule])([parsed])
+    assert canonical("not json", rule) == "not json"
+
+
+def test_array_values_are_canonical_element_by_element() -> None:
+    rule = rule_for("tags", "TEXT[]", False)
+    assert canonical(["a", "b"], rule) == ["a", "b"]
+    assert canonical([Decimal("1.50"), 2], rule_for("n", "NUMERIC[]", False)) == ["1.5", "2"]
+    assert row_converter([rule])([("a", "b")]) == [["a", "b"]]
