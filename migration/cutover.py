@@ -20,9 +20,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, cast, column, func, inspect, select, table
+from sqlalchemy import Connection, Engine, Text, cast, column, func, select, table
 from sqlalchemy.dialects.postgresql import REGCLASS
-from sqlalchemy.exc import NoSuchTableError
 
 from . import registry
 from .names import TableName
@@ -35,7 +34,9 @@ CUT_OVER = "CUT_OVER"
 
 # PostgreSQL's catalogs, as Core constructs (read with bound values only).
 _PG_CLASS = table("pg_class", column("oid"), column("relname"), column("relnamespace"),
-                  schema="pg_catalog")
+                  column("relkind"), schema="pg_catalog")
+_PG_ATTRIBUTE = table("pg_attribute", column("attrelid"), column("attname"), column("attnum"),
+                      column("attisdropped"), schema="pg_catalog")
 _PG_NAMESPACE = table("pg_namespace", column("oid"), column("nspname"), schema="pg_catalog")
 _PG_SEQUENCE = table("pg_sequence", column("seqrelid"), column("seqincrement"),
                      schema="pg_catalog")
@@ -169,19 +170,23 @@ def sequences(connection: Connection, target: TableName) -> list[dict[str, Any]]
     the migrated maximum, and whether it is behind it (its next value would collide)."""
     if connection.dialect.name != "postgresql":
         return []
-    try:
-        columns = [str(c["name"]) for c in inspect(connection).get_columns(
-            target.name, schema=target.schema)]
-    except NoSuchTableError:
-        return []  # the gate refuses the table for other reasons (it was never copied)
-    if not columns:
-        return []
-    # pg_get_serial_sequence parses its first argument as a (quoted) table name and takes the
-    # second as the column's name as it is: both are bound values, never SQL text.
-    owned = connection.execute(select(*(
-        func.pg_get_serial_sequence(target.quoted, name) for name in columns))).one()
-    return [_sequence(connection, target, name, spelled)
-            for name, spelled in zip(columns, owned, strict=True) if spelled is not None]
+    # The table is found by its exact name and schema as bound values (without a schema: the
+    # one the search path shows). pg_get_serial_sequence gets the table as PostgreSQL itself
+    # spells it (regclass as text) and the column's name as it is: nothing is quoted here.
+    attribute = _PG_ATTRIBUTE
+    spelled = cast(cast(attribute.c.attrelid, REGCLASS), Text)
+    where = [_PG_CLASS.c.relname == target.name,
+             _PG_NAMESPACE.c.nspname == target.schema if target.schema is not None
+             else func.pg_table_is_visible(_PG_CLASS.c.oid)]
+    owned = connection.execute(
+        select(attribute.c.attname, func.pg_get_serial_sequence(spelled, attribute.c.attname))
+        .select_from(attribute.join(_PG_CLASS, _PG_CLASS.c.oid == attribute.c.attrelid)
+                     .join(_PG_NAMESPACE, _PG_NAMESPACE.c.oid == _PG_CLASS.c.relnamespace))
+        .where(*where, _PG_CLASS.c.relkind.in_(("r", "p")), attribute.c.attnum > 0,
+               attribute.c.attisdropped.is_(False))
+        .order_by(attribute.c.attnum)).all()
+    return [_sequence(connection, target, str(name), sequence)
+            for name, sequence in owned if sequence is not None]
 
 
 def _sequence(connection: Connection, target: TableName, name: str,

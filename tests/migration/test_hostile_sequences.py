@@ -37,7 +37,7 @@ assert all(len(c.encode()) <= 63 for c in IDENTITY)
 SERIAL = ['"', "order by", "%(p)s %s :name", "ñandú 列 ☃ \\ \t"]
 CASES = {
     "hostile columns": (None, "seqt"),
-    "hostile table and schema too": ('s p"a;ce --', 'v"; DROP TABLE sentinel; --'),
+    "hostile table and schema too": ('s p"a;ce -- %s', 'v"; DROP TABLE sentinel; -- 100%'),
 }
 
 
