@@ -191,16 +191,18 @@ class ProgressDisplay:
                 type=click.Path(path_type=Path))
 @TARGET_URL
 @click.option("--verify/--no-verify", default=True, show_default=True,
-              help="Check the gate (registry DONE, latest validations passed, nothing "
-                   "deferred); --no-verify skips it and is recorded.")
+              help="Check the gate (registry DONE, latest validations PASSed, nothing "
+                   "deferred or dead-lettered); --no-verify skips it and is recorded.")
 @click.option("--dry-run", is_flag=True, help="Show what would be checked and done.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON document.")
 def cutover_command(transform_files: tuple[Path, ...], target_url: str | None, verify: bool,
                     dry_run: bool, as_json: bool) -> None:
     """The cutover gate: refuse (exit 1) with every reason unless each table's copy is DONE,
-    its latest validations passed and none of its rows are deferred; then advance the
-    target's sequences past the migrated rows and record the cutover. With several files,
-    all are checked first and nothing is cut over unless every table passes."""
+    its latest validations PASSed (INCOMPLETE and FAIL refuse) and none of its rows wait in
+    pulsaride_deferred or were dead-lettered by the copy; then advance the sequences of its
+    serial and identity columns that are behind the migrated rows, and record the cutover.
+    With several files, all are checked first and nothing is cut over unless every table
+    passes."""
     transforms = [load_transform(path) for path in transform_files]
     engine = open_engine(resolve_url(TARGET, target_url, transforms[0].target_url))
     try:
