@@ -5,7 +5,9 @@ agree, as real `pt` processes on a SQLite source and a PostgreSQL target:
   counts shown), health NO-GO, the cutover refused; once the parents arrive: PASS, GO, cut over;
 - rows of two tables wait for each other (store <-> staff, with the target's foreign keys in
   place, so they cannot be written together): health names the cycle once, with the fix, and
-  a table waiting on the cycle points at it; after the fix (keys after the data): PASS, GO.
+  a table waiting on the cycle points at it; after the fix (keys after the data): PASS, GO;
+- a row whose SKIP parent is missing is dropped by its rule even while another (DEFER) parent
+  is late, instead of waiting for the SKIP parent forever: PASS, the skipped rows reported.
 """
 
 from __future__ import annotations
@@ -209,3 +211,33 @@ def test_rows_waiting_for_each_other_are_named_as_one_cycle_with_the_fix(
         assert (code, document["status"]) == (0, "PASS"), document
     code, health = _health(tmp_path)
     assert (code, health["verdict"], health["hints"]) == (0, "GO", [])
+
+
+def test_a_row_missing_a_skip_parent_is_skipped_even_while_another_parent_is_late(
+        pg: Db, sqlite_db: Any, tmp_path: Path) -> None:
+    source = sqlite_db("source")
+    for db in (source, pg):
+        create_table(db, "orders", [("id", "int")], primary_key=["id"])
+        create_table(db, "products", [("id", "int")], primary_key=["id"])
+        create_table(db, "items", [("id", "int"), ("order_id", "int"), ("product_id", "int")],
+                     primary_key=["id"])
+    source.insert("orders", [(1,), (2,)])
+    source.insert("products", [(1,), (2,)])
+    # Items 5 and 6 are of a product that never existed.
+    source.insert("items", [(i, i % 2 + 1, 9 if i > 4 else i % 2 + 1) for i in range(1, 7)])
+    urls = {"source_url": source.url, "target_url": pg.url}
+    for name in ("orders", "products"):
+        write_transform(tmp_path, {"name": name, **urls,
+                                   "sources": [{"name": name, "table": name}]})
+    write_transform(tmp_path, {
+        "name": "items", **urls, "sources": [{"name": "items", "table": "items", "alias": "i"}],
+        "depends_on": [{"table": "orders", "key": "id", "via": "i.order_id"},
+                       {"table": "products", "key": "id", "via": "i.product_id",
+                        "on_missing": "SKIP"}]})
+    for name in ("products", "items", "orders"):  # the items before their orders
+        assert pt("migrate", "run", f"{name}.yaml", cwd=tmp_path).returncode == 0
+    assert pg.rows("SELECT id FROM items") == [(1,), (2,), (3,), (4,)]
+    assert pg.count("pulsaride_deferred") == 0
+    code, counts = _validate(tmp_path, "counts", "items")
+    (result,) = counts["results"]
+    assert (code, result["status"], result["deferred"], result["skipped"]) == (0, "PASS", 0, 2)
