@@ -24,6 +24,8 @@ from pulsaride.migration.database import (
 from pulsaride.migration.health import _RANK, Health, assess
 from pulsaride.projections.status import run_state
 
+from .text import printable
+
 
 @click.command("health")
 @click.option("--transforms", "folder", type=click.Path(path_type=Path, file_okay=False),
@@ -82,14 +84,15 @@ def _pipeline_state(pipeline_file: Path | None) -> str | None:
 def render(result: Health) -> str:
     """The verdict for people."""
     lines = [f"cutover confidence: {result.verdict}"]
-    lines += [f"  {reason}" for reason in result.reasons]
+    lines += [f"  {printable(reason)}" for reason in result.reasons]
     for table in result.tables:
         counters = table.counters
         checks = ", ".join(f"{k} {v}" for k, v in sorted(table.validations.items())) or "none"
-        lines.append(f"{table.verdict:<8} {table.table}: {counters.get('rows_written', 0)} "
-                     f"written, {counters.get('deferred', 0)} deferred, "
+        lines.append(f"{table.verdict:<8} {printable(table.table)}: "
+                     f"{counters.get('rows_written', 0)} written, "
+                     f"{counters.get('deferred', 0)} deferred, "
                      f"{counters.get('rejected', 0)} rejected; validations: {checks}")
-        lines += [f"         - {reason}" for reason in table.reasons]
+        lines += [f"         - {printable(reason)}" for reason in table.reasons]
     for hint in result.hints:
-        lines.append(f"hint: {hint['table']}: {hint['hint']}; {hint['suggestion']}")
+        lines.append(printable(f"hint: {hint['table']}: {hint['hint']}; {hint['suggestion']}"))
     return "\n".join(lines)

@@ -9,15 +9,18 @@ from typing import IO, Any
 
 import click
 import orjson
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from pulsaride.engine.errors import PulsarideError
 from pulsaride.migration.cutover import Cutover, cutover
 from pulsaride.migration.database import TARGET, open_engine, resolve_url
-from pulsaride.migration.inspect import apply_schema, deferred_summary
+from pulsaride.migration.inspect import SAMPLE_KEYS, apply_schema, deferred_summary
 from pulsaride.migration.migrate import MigrateRequest, Progress, migrate
 from pulsaride.migration.post_data import Step, apply_steps
 from pulsaride.migration.transform import load_transform
+
+from .text import printable
 
 TRANSFORM = click.argument("transform_file", metavar="TRANSFORM.yaml",
                            type=click.Path(path_type=Path))
@@ -60,7 +63,8 @@ def run(transform_file: Path, source_url: str | None, target_url: str | None,
 
 
 @migrate_group.command("deferred")
-@click.option("--table", "table_name", metavar="T", help="Only rows waiting to go into T.")
+@click.option("--table", "table_name", metavar="T",
+              help="Only rows waiting to go into T (its exact name, or schema.name).")
 @TARGET_URL
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON document.")
 def deferred(table_name: str | None, target_url: str | None, as_json: bool) -> None:
@@ -68,6 +72,8 @@ def deferred(table_name: str | None, target_url: str | None, as_json: bool) -> N
     engine = open_engine(resolve_url(TARGET, target_url, None))
     try:
         groups = deferred_summary(engine, table_name)
+        others = _named_like(engine, table_name) if table_name is not None and not groups \
+            else []
     except SQLAlchemyError as exc:
         raise PulsarideError(f"database error: {first_line(exc)}") from None
     finally:
@@ -75,15 +81,30 @@ def deferred(table_name: str | None, target_url: str | None, as_json: bool) -> N
     if as_json:
         click.echo(orjson.dumps({"schema": "pulsaride.deferred/1", "groups": groups},
                                 option=orjson.OPT_INDENT_2).decode())
-        return
+    else:
+        click.echo(_deferred_text(groups, table_name, others))
+
+
+def _deferred_text(groups: list[dict[str, Any]], table: str | None, others: list[str]) -> str:
     if not groups:
-        click.echo("no deferred rows")
-        return
+        hint = f" (rows wait for {', '.join(map(repr, others))}: names are exact)" \
+            if others else ""
+        return f"no deferred rows{f' for table {table!r}' if table else ''}{hint}"
+    lines = []
     for group in groups:
-        keys = ", ".join(group["sample_keys"])
-        more = "" if group["rows"] <= len(group["sample_keys"]) else ", ..."
-        click.echo(f"{group['target_table']}: {group['rows']} row(s) wait for "
-                   f"{group['blocking_table']}.{group['blocking_key']} in ({keys}{more})")
+        keys = ", ".join(printable(k) for k in group["sample_keys"])
+        # Up to SAMPLE_KEYS distinct values are shown: as many means there may be more.
+        more = ", ..." if len(group["sample_keys"]) >= SAMPLE_KEYS else ""
+        lines.append(f"{printable(group['target_table'])}: {group['rows']} row(s) wait for "
+                     f"{printable(group['blocking_table'])}."
+                     f"{printable(group['blocking_key'])} in ({keys}{more})")
+    return "\n".join(lines)
+
+
+def _named_like(engine: Engine, table: str) -> list[str]:
+    """Tables with deferred rows whose name differs from `table` only in case."""
+    return sorted({g["target_table"] for g in deferred_summary(engine)
+                   if table.lower() in (g["target_table"].lower(), g["target"]["name"].lower())})
 
 
 @migrate_group.command("schema")
@@ -207,16 +228,18 @@ class ProgressDisplay:
                 type=click.Path(path_type=Path))
 @TARGET_URL
 @click.option("--verify/--no-verify", default=True, show_default=True,
-              help="Check the gate (registry DONE, latest validations passed, nothing "
-                   "deferred); --no-verify skips it and is recorded.")
+              help="Check the gate (registry DONE, latest validations PASSed, nothing "
+                   "deferred or dead-lettered); --no-verify skips it and is recorded.")
 @click.option("--dry-run", is_flag=True, help="Show what would be checked and done.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON document.")
 def cutover_command(transform_files: tuple[Path, ...], target_url: str | None, verify: bool,
                     dry_run: bool, as_json: bool) -> None:
     """The cutover gate: refuse (exit 1) with every reason unless each table's copy is DONE,
-    its latest validations passed and none of its rows are deferred; then advance the
-    target's sequences past the migrated rows and record the cutover. With several files,
-    all are checked first and nothing is cut over unless every table passes."""
+    its latest validations PASSed (INCOMPLETE and FAIL refuse) and none of its rows wait in
+    pulsaride_deferred or were dead-lettered by the copy; then advance the sequences of its
+    serial and identity columns that are behind the migrated rows, and record the cutover.
+    With several files, all are checked first and nothing is cut over unless every table
+    passes."""
     transforms = [load_transform(path) for path in transform_files]
     engine = open_engine(resolve_url(TARGET, target_url, transforms[0].target_url))
     try:
@@ -237,15 +260,17 @@ def cutover_command(transform_files: tuple[Path, ...], target_url: str | None, v
 
 
 def _cutover_text(result: Cutover, dry_run: bool, refused: bool) -> str:
-    name = result.target_table
+    name = printable(result.target_table)
     if result.already:
         return f"{name}: already cut over; nothing to do"
     if result.refusals:
-        return "\n".join([f"{name}: cutover REFUSED:"] + [f"  - {r}" for r in result.refusals])
+        return "\n".join([f"{name}: cutover REFUSED:"] +
+                         [f"  - {printable(r)}" for r in result.refusals])
     if refused:
         return f"{name}: passes the gate (nothing cut over: another table is refused)"
-    moves = [f"  advance {s['sequence']} ({s['column']}) from {s['current']} to "
-             f"{s['max_value']}" for s in result.sequences] or ["  no sequences to advance"]
+    moves = [f"  advance {printable(s['sequence'])} ({printable(s['column'])}) from {s['current']} "
+             f"to {s['max_value']}" for s in result.sequences if s["behind"]] or [
+        "  no sequences to advance"]
     verb = "would cut over" if dry_run else "cut over"
     warning = [] if result.verified else ["  warning: verification skipped (--no-verify)"]
     return "\n".join([f"{name}: {verb}", *moves, *warning])

@@ -12,19 +12,27 @@ from typing import Any, TextIO
 import click
 import orjson
 
-from pulsaride.engine.errors import EXIT_FAILED
+from pulsaride.engine.errors import EXIT_FAILED, BadInputError
 from pulsaride.engine.times import format_time
 from pulsaride.migration.catalog import transform_for
+from pulsaride.migration.names import file_stem
 from pulsaride.migration.registry import now
+from pulsaride.migration.transform import Transform, load_transform
 from pulsaride.migration.validation import (
-    FAIL,
+    INCOMPLETE,
+    PASS,
+    Progress,
     Result,
     Sides,
+    absent_text,
     record,
     validate_counts,
     validate_hash,
     validate_sample,
+    worst,
 )
+
+from .text import printable
 
 TRANSFORMS = click.option("--transforms", "folder", type=click.Path(path_type=Path,
                                                                      file_okay=False),
@@ -35,32 +43,45 @@ SOURCE_URL = click.option("--source-url", metavar="URL", help="Source database [
 TARGET_URL = click.option("--target-url", metavar="URL", help="Target database [default: the "
                                                               "transform file's, else env].")
 AS_JSON = click.option("--json", "as_json", is_flag=True, help="Print a JSON document.")
+TRANSFORM_FILES = click.option(
+    "--transform", "files", metavar="FILE", multiple=True, type=click.Path(path_type=Path),
+    help="A transform file to check the table of (repeatable); instead of --table.")
 
 
 @click.group("validate")
 def validate_group() -> None:
-    """Check that every row arrived, intact (results kept in pulsaride_validation)."""
+    """Check that every row arrived, intact (results kept in pulsaride_validation).
+
+    Each table gets PASS, INCOMPLETE (no difference, but source rows are missing because
+    they wait in pulsaride_deferred or were dead-lettered by the copy) or FAIL; the exit
+    code is 1 unless every table PASSes. Rows dropped by `on_missing: SKIP` are reported,
+    and do not count against PASS."""
 
 
 @validate_group.command("counts")
-@click.option("--table", "tables", metavar="T", multiple=True, required=True,
+@click.option("--table", "tables", metavar="T", multiple=True,
               help="Tables to count: --table a b c (or --table a --table b).")
 @click.argument("more_tables", nargs=-1, metavar="")
+@TRANSFORM_FILES
 @TRANSFORMS
 @SOURCE_URL
 @TARGET_URL
 @AS_JSON
-def counts(tables: tuple[str, ...], more_tables: tuple[str, ...], folder: Path,
-           source_url: str | None, target_url: str | None, as_json: bool) -> None:
+def counts(tables: tuple[str, ...], more_tables: tuple[str, ...], files: tuple[Path, ...],
+           folder: Path, source_url: str | None, target_url: str | None,
+           as_json: bool) -> None:
     """Source rows against target rows per table, with deferred, rejected and skipped rows
-    accounted for; PASS or FAIL per table, exit 1 on any FAIL."""
-    results = [_run(table, folder, source_url, target_url, validate_counts)
-               for table in [*tables, *more_tables]]
+    counted apart; PASS, INCOMPLETE or FAIL per table."""
+    results = [_run(transform, source_url, target_url, lambda sides, _meter: validate_counts(
+        sides)) for transform in _transforms((*tables, *more_tables), files, folder)]
     _finish(results, as_json, _counts_line)
 
 
 @validate_group.command("sample")
-@click.option("--table", required=True, metavar="T", help="The table to sample.")
+@click.option("--table", "tables", metavar="T", multiple=True,
+              help="Tables to sample: --table a b (or --table a --table b).")
+@click.argument("more_tables", nargs=-1, metavar="")
+@TRANSFORM_FILES
 @click.option("--sample", "fraction", type=click.FloatRange(0, 1, min_open=True), default=0.02,
               show_default=True, help="Fraction of the rows to compare.")
 @click.option("--seed", type=int, default=0, show_default=True,
@@ -69,39 +90,60 @@ def counts(tables: tuple[str, ...], more_tables: tuple[str, ...], folder: Path,
 @SOURCE_URL
 @TARGET_URL
 @AS_JSON
-def sample(table: str, fraction: float, seed: int, folder: Path, source_url: str | None,
+def sample(tables: tuple[str, ...], more_tables: tuple[str, ...], files: tuple[Path, ...],
+           fraction: float, seed: int, folder: Path, source_url: str | None,
            target_url: str | None, as_json: bool) -> None:
     """Compare the same rows on both sides (chosen by a hash of the key), field by field
-    after canonicalisation; mismatches go to pulsaride_dlq. Exit 1 on any mismatch."""
-    meter = _Meter(f"validate sample {table}")
-    result = _run(table, folder, source_url, target_url,
-                  lambda sides: validate_sample(sides, fraction, seed, meter), meter)
-    _finish([result], as_json, _detail_line)
+    after canonicalisation; mismatches go to pulsaride_dlq."""
+    results = [_run(transform, source_url, target_url,
+                    lambda sides, meter: validate_sample(sides, fraction, seed, meter),
+                    f"validate sample {transform.target}")
+               for transform in _transforms((*tables, *more_tables), files, folder)]
+    _finish(results, as_json, _detail_line)
 
 
 @validate_group.command("hash")
-@click.option("--table", required=True, metavar="T", help="The table to check.")
+@click.option("--table", "tables", metavar="T", multiple=True,
+              help="Tables to check: --table a b (or --table a --table b).")
+@click.argument("more_tables", nargs=-1, metavar="")
+@TRANSFORM_FILES
 @click.option("--buckets", type=click.IntRange(1, 1_000_000), default=256, show_default=True,
               help="Key buckets compared by count and hash sum.")
 @TRANSFORMS
 @SOURCE_URL
 @TARGET_URL
 @AS_JSON
-def hash_command(table: str, buckets: int, folder: Path, source_url: str | None,
+def hash_command(tables: tuple[str, ...], more_tables: tuple[str, ...],
+                 files: tuple[Path, ...], buckets: int, folder: Path, source_url: str | None,
                  target_url: str | None, as_json: bool) -> None:
     """Check every row without moving data: per key bucket a count and a 64-bit hash sum
     on each side; differing buckets are read again down to the differing keys."""
-    meter = _Meter(f"validate hash {table}")
-    result = _run(table, folder, source_url, target_url,
-                  lambda sides: validate_hash(sides, buckets, meter), meter)
-    _finish([result], as_json, _detail_line)
+    results = [_run(transform, source_url, target_url,
+                    lambda sides, meter: validate_hash(sides, buckets, meter),
+                    f"validate hash {transform.target}")
+               for transform in _transforms((*tables, *more_tables), files, folder)]
+    _finish(results, as_json, _detail_line)
 
 
-def _run(table: str, folder: Path, source_url: str | None, target_url: str | None,
-         check: Callable[[Sides], Result], meter: _Meter | None = None) -> Result:
-    sides = Sides.open(transform_for(table, folder), source_url, target_url)
+def _transforms(tables: tuple[str, ...], files: tuple[Path, ...],
+                folder: Path) -> list[Transform]:
+    """The transforms of the tables named on the command line: by --table (looked up in
+    the --transforms folder) or by --transform FILE, exactly one of the two."""
+    if bool(tables) == bool(files):
+        raise BadInputError("name the tables to check with --table T ... or with --transform "
+                            "FILE ..., one of the two" + (" (not both)" if tables else ""))
+    if files:
+        return [load_transform(path) for path in files]
+    return [transform_for(table, folder) for table in tables]
+
+
+def _run(transform: Transform, source_url: str | None, target_url: str | None,
+         check: Callable[[Sides, Progress | None], Result], label: str | None = None) -> Result:
+    """Run one check of one table (its progress shown under `label`), record it, keep it."""
+    meter = _Meter(label) if label is not None else None
+    sides = Sides.open(transform, source_url, target_url)
     try:
-        result = check(sides)
+        result = check(sides, meter)
         record(sides.target, result, os.environ.get("PT_RUN_ID"))
     finally:
         sides.close()
@@ -119,41 +161,53 @@ def _keep_in_run_folder(result: Result) -> None:
     folder = Path(run_dir) / "validations"
     folder.mkdir(parents=True, exist_ok=True)
     stamp = format_time(now()).replace(":", "")
-    path = folder / f"{result.kind}-{result.table}-{stamp}.json"
+    # A table's name is data: file_stem makes it a safe file name.
+    path = folder / f"{result.kind}-{file_stem(result.table)}-{stamp}.json"
     path.write_bytes(orjson.dumps(result.document(), default=str, option=orjson.OPT_INDENT_2))
 
 
 def _finish(results: list[Result], as_json: bool,
             line: Callable[[Result], str]) -> None:
-    failed = any(r.status == FAIL for r in results)
+    status = worst(r.status for r in results)
     if as_json:
-        click.echo(orjson.dumps({"schema": "pulsaride.validation/1",
-                                 "status": "FAIL" if failed else "PASS",
+        click.echo(orjson.dumps({"schema": "pulsaride.validation/1", "status": status,
                                  "results": [r.document() for r in results]},
                                 default=str, option=orjson.OPT_INDENT_2).decode())
     else:
         for result in results:
             click.echo(line(result))
-    sys.exit(EXIT_FAILED if failed else 0)
+    # INCOMPLETE fails too: a pipeline must not go on to the cutover with rows missing.
+    sys.exit(0 if status == PASS else EXIT_FAILED)
 
 
 def _counts_line(result: Result) -> str:
     d: dict[str, Any] = result.details
-    accounted = [f"{d[k]} {k}" for k in ("deferred", "rejected", "skipped") if d[k]]
+    accounted = [f"{d[k]:,} {k}" for k in ("deferred", "rejected", "skipped") if d[k]]
     extra = f" ({', '.join(accounted)})" if accounted else ""
-    return (f"{result.status}  {result.table}: source {d['source_rows']:,}, target "
+    head = (f"{result.status}  {printable(result.table)}: source {d['source_rows']:,}, target "
             f"{d['target_rows']:,}, expected {d['expected_target_rows']:,}{extra}, "
             f"delta {d['delta']:+,}")
+    return "\n".join([head, *_absent_lines(result)])
 
 
 def _detail_line(result: Result) -> str:
     d = result.details
-    head = f"{result.status}  {result.table} ({result.kind}): " + ", ".join(
-        f"{k.replace('_', ' ')} {v}" for k, v in d.items() if isinstance(v, int | float))
-    shown = [f"  key {m.key}: {m.kind} {m.field}: source {m.source!r}, target {m.target!r}"
-             for m in result.mismatches[:50]]
+    head = f"{result.status}  {printable(result.table)} ({result.kind}): " + ", ".join(
+        f"{k.replace('_', ' ')} {v}" for k, v in d.items()
+        if isinstance(v, int | float) and not isinstance(v, bool))
+    shown = [f"  key {m.key}: {m.kind} {printable(m.field)}: source {m.source!r}, "
+             f"target {m.target!r}" for m in result.mismatches[:50]]
     more = len(result.mismatches) - len(shown)
-    return "\n".join([head, *shown, *([f"  ... and {more} more"] if more > 0 else [])])
+    return "\n".join([head, *shown, *([f"  ... and {more} more"] if more > 0 else []),
+                      *_absent_lines(result)])
+
+
+def _absent_lines(result: Result) -> list[str]:
+    """Why an INCOMPLETE result is not PASS."""
+    if result.status != INCOMPLETE:
+        return []
+    rows = "sampled row(s)" if result.kind == "sample" else "source row(s)"
+    return [f"  {absent_text(result.details, rows)}"]
 
 
 class _Meter:

@@ -3,7 +3,8 @@
 Before a batch is written, the parent keys its rows point to are looked up in the target with
 one query per dependency per batch. A row whose parent is missing is, by `on_missing`:
 DEFER — parked in `pulsaride_deferred` with its full payload, and written as soon as the
-parent arrives; FAIL — sent to `pulsaride_dlq`; SKIP — counted and dropped.
+parent arrives; FAIL — sent to `pulsaride_dlq`; SKIP — counted and dropped. A row that
+misses several parents follows the strictest of their rules: FAIL, then SKIP, then DEFER.
 """
 
 from __future__ import annotations
@@ -142,7 +143,12 @@ class DeferralEngine:
             failed_value = row[self.via_positions[self.dependencies.index(failing)]]
             result.failed.append((i, f"no {failing.parent}.{failing.key} = {failed_value!r} in "
                                      "the target (foreign key)"))
-        elif OnMissing.DEFER in policies:
+        elif OnMissing.SKIP in policies:
+            # Dropped by rule now, even if another parent is only late: parked, the row would
+            # also wait for this one, which its rule says not to wait for (forever, if it
+            # never comes).
+            result.skipped += 1
+        else:
             requirements = [(d.parent.key(), d.key, row[p]) for d, p in
                             zip(self.dependencies, self.via_positions, strict=True)
                             if row[p] is not None]
@@ -151,8 +157,6 @@ class DeferralEngine:
                 payload=dict(zip(map(str, columns), target_row, strict=True)),
                 requirements=requirements, blocking=(first.parent.key(), first.key, value),
                 source_row=row)))
-        else:
-            result.skipped += 1
 
 
 def existing_keys(connection: Connection, parent: TableName, key: str,

@@ -1,14 +1,25 @@
 """`pt validate counts | sample | hash`: did every row arrive, intact?
 
 counts — source rows (through the transform's filter) against target rows, with the rows that
-  are legitimately absent accounted for: parked in pulsaride_deferred, sent to pulsaride_dlq,
-  or skipped (registry). PASS when target = source - deferred - rejected - skipped (± the
-  tolerance `expect.count_tolerance`, default 0).
+  are absent for a known reason counted apart: parked in pulsaride_deferred, dead-lettered by
+  the copy (pulsaride_dlq), or skipped by the transform's own `on_missing: SKIP` (registry).
 sample — the same rows on both sides, chosen by a deterministic hash of the canonical key
   (never TABLESAMPLE, which picks different rows on each side), compared field by field after
   canonicalisation; mismatches are reported and written to pulsaride_dlq.
 hash — every row: per bucket (hash of the key), a count and an order-independent 64-bit sum of
   canonical row hashes on each side; only buckets that differ are read again key by key.
+
+The verdict of each (ADR 0013): a check is never PASS while source rows are missing from
+the target.
+  FAIL        a difference nobody explains (a missing, extra, duplicated or changed row; for
+              counts: target != source - deferred - rejected - skipped, beyond the tolerance
+              `expect.count_tolerance`, default 0)
+  INCOMPLETE  no such difference, but rows are missing because they wait in
+              pulsaride_deferred or were dead-lettered by the copy (TRANSFORM_ERROR,
+              FK_MISSING): for counts and hash, any such row of the table; for sample, a
+              sampled one
+  PASS        every source row is in the target, but for rows `on_missing: SKIP` dropped
+              by rule (as a filter would; reported as skipped)
 
 Source rows are compared as the transform makes them (expressions applied), so a check
 compares what the target should hold with what it holds.
@@ -18,7 +29,7 @@ from __future__ import annotations
 
 import zlib
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
@@ -26,16 +37,19 @@ import orjson
 from sqlalchemy import Connection, Engine, func, select, type_coerce
 from sqlalchemy.types import NullType
 
+from pulsaride.engine.errors import BadInputError
+
 from .canonical import MASK64, ColumnRule, key_text, row_converter, row_hash, rule_for, sampled
 from .database import SOURCE, TARGET, open_engine, open_source, resolve_url
 from .deferral import existing_keys, norm
 from .forked import Forked
+from .names import TableName, match_name
 from .registry import Entry, now, read_entry
 from .rows import RowMaker
 from .source import SourcePlan, plan_source
 from .tables import DEFERRED, DLQ, VALIDATION, ensure_tables
 from .transform import OnMissing, Transform
-from .writer import TargetTable, dumps, reflect_target
+from .writer import TargetTable, dumps, loads, reflect_target
 
 T = TypeVar("T")
 RowsRead = Callable[[int], None]  # source rows read so far
@@ -47,10 +61,37 @@ def _phase(on_progress: Progress | None, phase: str) -> RowsRead | None:
         return None
     return lambda read: on_progress(phase, read)
 
-PASS, FAIL = "PASS", "FAIL"
+PASS, INCOMPLETE, FAIL = "PASS", "INCOMPLETE", "FAIL"
+STATUSES = (PASS, INCOMPLETE, FAIL)  # from best to worst
 REJECTED = ("TRANSFORM_ERROR", "FK_MISSING")  # dead letters of the copy (pulsaride_dlq)
+# Why a source row may be absent from the target: the first two make a check INCOMPLETE.
+DEFERRED_ROWS, REJECTED_ROWS, SKIPPED_ROWS = "deferred", "rejected", "skipped"
 READ_BATCH = 20_000
 MAX_REPORTED = 1000
+
+
+def worst(statuses: Iterable[str]) -> str:
+    """The worst of `statuses` (PASS when there are none); an unknown status is the worst."""
+    rank = {status: index for index, status in enumerate(STATUSES)}
+    return max(statuses, key=lambda s: rank.get(s, len(STATUSES)), default=PASS)
+
+
+def verdict(unexplained: bool, absent: dict[str, int]) -> str:
+    """FAIL on an unexplained difference, else INCOMPLETE while rows wait or were
+    dead-lettered, else PASS (rows skipped by rule do not count against it)."""
+    if unexplained:
+        return FAIL
+    return INCOMPLETE if absent.get(DEFERRED_ROWS) or absent.get(REJECTED_ROWS) else PASS
+
+
+def absent_text(details: dict[str, Any], rows: str = "source row(s)") -> str:
+    """Why a check is INCOMPLETE, for people: '3 source row(s) are not in the target: 2 wait
+    in pulsaride_deferred (pt migrate deferred), 1 rejected to pulsaride_dlq by the copy'."""
+    deferred, rejected = details.get(DEFERRED_ROWS, 0), details.get(REJECTED_ROWS, 0)
+    reasons = [*([f"{deferred:,} wait in pulsaride_deferred (pt migrate deferred)"]
+                 if deferred else []),
+               *([f"{rejected:,} rejected to pulsaride_dlq by the copy"] if rejected else [])]
+    return f"{deferred + rejected:,} {rows} are not in the target: {', '.join(reasons)}"
 
 
 @dataclass
@@ -69,16 +110,22 @@ class Result:
     """The outcome of one check of one table."""
 
     kind: str
-    table: str
+    target: TableName
     transform: str
     status: str
     details: dict[str, Any]
     mismatches: list[Mismatch] = field(default_factory=list)
 
+    @property
+    def table(self) -> str:
+        """The table, for people."""
+        return str(self.target)
+
     def document(self) -> dict[str, Any]:
         """JSON-ready."""
-        return {"kind": self.kind, "table": self.table, "transform": self.transform,
-                "status": self.status, **self.details,
+        return {"kind": self.kind, "table": self.table,
+                "target": {"schema": self.target.schema, "name": self.target.name},
+                "transform": self.transform, "status": self.status, **self.details,
                 "mismatches": [asdict(m) for m in self.mismatches[:MAX_REPORTED]],
                 "mismatches_total": len(self.mismatches)}
 
@@ -109,7 +156,7 @@ class Sides:
 
 
 def validate_counts(sides: Sides) -> Result:
-    """Source rows against target rows, accounting for deferred, rejected and skipped rows."""
+    """Source rows against target rows, with deferred, rejected and skipped rows apart."""
     transform = sides.transform
     ensure_tables(sides.target)
     with sides.source.connect() as reader:
@@ -119,19 +166,24 @@ def validate_counts(sides: Sides) -> Result:
         target = reflect_target(connection, transform.target, [f.name for f in plan.fields])
         target_rows = connection.execute(
             select(func.count()).select_from(_relation(target))).scalar_one()
-        deferred = _count(connection, DEFERRED, transform.name)
         entry = read_entry(connection, transform.name)
-        rejected = _count(connection, DLQ, transform.name, *rejected_by_copy(entry))
-    skipped = entry.counters["rows_skipped"] if entry else 0
-    expected = source_rows - deferred - rejected - skipped
+        absent = absent_rows(connection, transform, entry)
+    expected = source_rows - sum(absent.values())
     tolerance = int(transform.expect.get("count_tolerance", 0))
     delta = target_rows - expected
-    status = PASS if abs(delta) <= tolerance else FAIL
-    return Result("counts", transform.target_table, transform.name, status, {
-        "source_rows": source_rows, "target_rows": target_rows, "deferred": deferred,
-        "rejected": rejected, "skipped": skipped, "expected_target_rows": expected,
-        "delta": delta, "tolerance": tolerance,
+    status = verdict(abs(delta) > tolerance, absent)
+    return Result("counts", transform.target, transform.name, status, {
+        "source_rows": source_rows, "target_rows": target_rows, **absent,
+        "expected_target_rows": expected, "delta": delta, "tolerance": tolerance,
         "registry_status": entry.status if entry else None})
+
+
+def absent_rows(connection: Connection, transform: Transform,
+                entry: Entry | None) -> dict[str, int]:
+    """The table's source rows missing from the target for a known reason, by reason."""
+    return {DEFERRED_ROWS: _count(connection, DEFERRED, transform.name),
+            REJECTED_ROWS: _count(connection, DLQ, transform.name, *rejected_by_copy(entry)),
+            SKIPPED_ROWS: entry.counters["rows_skipped"] if entry else 0}
 
 
 def rejected_by_copy(entry: Entry | None) -> list[Any]:
@@ -188,17 +240,19 @@ def _layout(connection: Connection, transform: Transform, plan: SourcePlan,
         raise ValidationSetupError(
             f"{transform.name}: no key to match rows by: set expect.key_columns, or give the "
             "target table a primary key")
-    lower = [c.lower() for c in target.columns]
-    missing = [k for k in key if k.lower() not in lower]
+    # Exact names; a hand-written key may differ in case where that is unambiguous.
+    matched = [match_name(k, target.columns) for k in key]
+    missing = [k for k, m in zip(key, matched, strict=True) if m is None]
     if missing:
         raise ValidationSetupError(f"{transform.name}: key column {', '.join(missing)} is not "
                                    f"among the fields ({', '.join(target.columns)})")
     empty = empty_as_null(transform, connection_dialect)
     rules = tuple(rule_for(name, target.types.get(name, ""), empty) for name in target.columns)
-    return Layout(target, tuple(lower.index(k.lower()) for k in key), rules)
+    return Layout(target, tuple(target.columns.index(m) for m in matched if m is not None),
+                  rules)
 
 
-class ValidationSetupError(ValueError):
+class ValidationSetupError(BadInputError):
     """A check that cannot be set up (no key to match rows by)."""
 
 
@@ -265,13 +319,16 @@ def validate_sample(sides: Sides, fraction: float, seed: int,
                 wanted[key_text(key)] = (layout.canonical(values), row, values)
         found = _target_by_key(connection, layout, [v[2] for v in wanted.values()])
         check = _Check(reader, connection, transform, plan, layout)
-        mismatches = _compare(check, wanted, found)
+        absent = dict.fromkeys((DEFERRED_ROWS, REJECTED_ROWS, SKIPPED_ROWS), 0)
+        mismatches = _compare(check, wanted, found, absent)
     _to_dlq(sides.target, transform, layout, mismatches)
-    status = PASS if not mismatches else FAIL
-    return Result("sample", transform.target_table, transform.name, status, {
-        "fraction": fraction, "seed": seed, "sampled_rows": len(wanted),
-        "fields_compared": len(wanted) * len(layout.target.columns),
-        "rows_with_mismatches": len({key_text(m.key) for m in mismatches})}, mismatches)
+    # Only the sampled rows count here: a sampled row that waits makes it INCOMPLETE.
+    return Result("sample", transform.target, transform.name,
+                  verdict(bool(mismatches), absent), {
+                      "fraction": fraction, "seed": seed, "sampled_rows": len(wanted),
+                      "fields_compared": len(wanted) * len(layout.target.columns),
+                      "rows_with_mismatches": len({key_text(m.key) for m in mismatches}),
+                      **absent}, mismatches)
 
 
 def _target_by_key(connection: Connection, layout: Layout,
@@ -308,16 +365,21 @@ class _Check:
 
 
 def _compare(check: _Check, wanted: dict[str, tuple[list[Any], Sequence[Any], tuple[Any, ...]]],
-             found: dict[str, list[list[Any]]]) -> list[Mismatch]:
+             found: dict[str, list[list[Any]]], absent: dict[str, int]) -> list[Mismatch]:
+    """The differences of the sampled rows; sampled rows missing for a known reason are
+    counted in `absent` instead."""
     layout = check.layout
     mismatches: list[Mismatch] = []
-    absent = _Absence(check.connection, check.transform, check.plan)
+    absence = _Absence(check)
     for text_key, (canon, row, _values) in wanted.items():
         key = layout.key(canon)
         targets = found.get(text_key, [])
         if not targets:
-            if not absent.explained(row):
+            reason = absence.reason(row, text_key)
+            if reason is None:
                 mismatches.append(Mismatch(key, "(row)", "present", None, "missing"))
+            else:
+                absent[reason] += 1
             continue
         if len(targets) > 1:
             mismatches.append(Mismatch(key, "(row)", 1, len(targets), "duplicate"))
@@ -328,34 +390,55 @@ def _compare(check: _Check, wanted: dict[str, tuple[list[Any], Sequence[Any], tu
 
 
 class _Absence:
-    """Why a source row may rightly be missing from the target: parked, dead-lettered, or
-    skipped because a parent was missing."""
+    """Why a source row is missing from the target, if for a known reason: it waits in
+    pulsaride_deferred (its key is among the parked rows), the copy dead-lettered it, or
+    `on_missing: SKIP` dropped it (a SKIP parent is still missing). A row that should be
+    parked but is not there either is a difference, not a reason."""
 
-    def __init__(self, connection: Connection, transform: Transform, plan: SourcePlan) -> None:
-        self.connection = connection
-        self.transform = transform
-        self.plan = plan
-        # Rows the copy dead-lettered; not the VALIDATION_MISMATCH letters of earlier checks
-        # (those report a difference, they do not explain one).
+    def __init__(self, check: _Check) -> None:
+        self.check = check
+        transform, connection = check.transform, check.connection
+        entry = read_entry(connection, transform.name)
+        # Rows the current copy dead-lettered; not the VALIDATION_MISMATCH letters of earlier
+        # checks (those report a difference, they do not explain one).
         letters = connection.execute(select(DLQ.c.row_key).where(
             DLQ.c.transform == transform.name, DLQ.c.row_key.is_not(None),
-            DLQ.c.reason.in_(REJECTED))).scalars()
+            *rejected_by_copy(entry))).scalars()
         self.rejected = {orjson.dumps([norm(v) for v in orjson.loads(k)["key"]]).decode()
                          for k in letters}
+        self._parked: set[str] | None = None
 
-    def explained(self, row: Sequence[Any]) -> bool:
-        source_key = orjson.dumps([norm(row[p]) for p in self.plan.key_positions]).decode()
-        if source_key in self.rejected:
-            return True
-        for dependency in self.transform.depends_on:
-            value = row[self.plan.positions[dependency.via]]
-            if value is None:
+    def reason(self, row: Sequence[Any], text_key: str) -> str | None:
+        """DEFERRED_ROWS, REJECTED_ROWS, SKIPPED_ROWS or None (not explained) for the source
+        `row` whose canonical key is `text_key`."""
+        if text_key in self.parked():
+            return DEFERRED_ROWS
+        plan = self.check.plan
+        if orjson.dumps([norm(row[p]) for p in plan.key_positions]).decode() in self.rejected:
+            return REJECTED_ROWS
+        for dependency in self.check.transform.depends_on:
+            value = row[plan.positions[dependency.via]]
+            if dependency.on_missing is not OnMissing.SKIP or value is None:
                 continue
-            present = existing_keys(self.connection, dependency.parent, dependency.key, [value])
-            if norm(value) not in present and dependency.on_missing in (OnMissing.SKIP,
-                                                                         OnMissing.DEFER):
-                return True
-        return False
+            present = existing_keys(self.check.connection, dependency.parent, dependency.key,
+                                    [value])
+            if norm(value) not in present:
+                return SKIPPED_ROWS
+        return None
+
+    def parked(self) -> set[str]:
+        """The canonical keys (as text) of the transform's rows in pulsaride_deferred, read
+        once, when a missing row first needs explaining."""
+        if self._parked is None:
+            layout = self.check.layout
+            payloads = self.check.connection.execute(select(DEFERRED.c.payload).where(
+                DEFERRED.c.transform == self.check.transform.name)).scalars()
+            self._parked = set()
+            for payload in payloads:
+                values = loads(payload)
+                self._parked.add(key_text(layout.key_of(
+                    [values.get(c) for c in layout.target.columns])))
+        return self._parked
 
 
 def _to_dlq(engine: Engine, transform: Transform, layout: Layout,
@@ -397,13 +480,14 @@ def validate_hash(sides: Sides, buckets: int, on_progress: Progress | None = Non
         mismatches = _drill_down(check, sides.target, set(differing), buckets,
                                  _phase(on_progress, "reading the differing buckets")) \
             if differing else []
-    status = PASS if not mismatches else FAIL
-    return Result("hash", transform.target_table, transform.name, status, {
-        "buckets": buckets, "source_rows": sum(c for c, _ in mine.values()),
-        "target_rows": sum(c for c, _ in theirs.values()),
-        "differing_buckets": len(differing),
-        "explained_differences": "rows parked, dead-lettered or skipped are not differences"},
-        mismatches)
+        # Like counts: any row of the table that waits or was dead-lettered, found in a
+        # differing bucket or not (rows the transform rejects are not hashed at all).
+        absent = absent_rows(connection, transform, read_entry(connection, transform.name))
+    return Result("hash", transform.target, transform.name,
+                  verdict(bool(mismatches), absent), {
+                      "buckets": buckets, "source_rows": sum(c for c, _ in mine.values()),
+                      "target_rows": sum(c for c, _ in theirs.values()), **absent,
+                      "differing_buckets": len(differing)}, mismatches)
 
 
 def _bucket(key: list[Any], buckets: int) -> int:
@@ -452,7 +536,7 @@ def _drill_down(check: _Check, target: Engine, differing: set[int], buckets: int
             if _bucket(key, buckets) in differing:
                 mine[key_text(key)] = (layout.canonical(values), row)
         theirs = target_side.result()
-    absent = _Absence(check.connection, check.transform, check.plan)
+    absence = _Absence(check)
     mismatches: list[Mismatch] = []
     for text_key in sorted(set(mine) | set(theirs)):
         ours, targets = mine.get(text_key), theirs.get(text_key, [])
@@ -460,7 +544,7 @@ def _drill_down(check: _Check, target: Engine, differing: set[int], buckets: int
         if ours is None:
             mismatches.append(Mismatch(key, "(row)", None, "present", "extra"))
         elif not targets:
-            if not absent.explained(ours[1]):
+            if absence.reason(ours[1], text_key) is None:
                 mismatches.append(Mismatch(key, "(row)", "present", None, "missing"))
         else:
             if len(targets) > 1:
@@ -478,7 +562,7 @@ def record(engine: Engine, result: Result, run_id: str | None) -> None:
     ensure_tables(engine)
     with engine.begin() as connection:
         connection.execute(VALIDATION.insert().values(
-            target_table=result.table, transform=result.transform, kind=result.kind,
+            target_table=result.target.key(), transform=result.transform, kind=result.kind,
             status=result.status, details=dumps(result.document()), run_id=run_id,
             created_at=now()))
 

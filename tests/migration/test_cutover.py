@@ -6,7 +6,7 @@ and is recorded with its run, a second cutover says so, several files are all-or
 SQLite source, PostgreSQL target. Four tables, each in a different state:
   tags      identity column, copied and validated (counts and hash PASS): passes
   parents   serial column, counts validated, then copied again (--force): stale validation
-  children  one row deferred (its parent is missing), counts PASS, the latest hash FAILED
+  children  one row deferred (its parent is missing): counts INCOMPLETE; the latest hash FAILED
   notes     the copy stopped on a row it cannot transform: RUNNING, not DONE; no validation
 """
 
@@ -104,7 +104,10 @@ def test_the_gate_refuses_with_every_reason_and_changes_nothing(
     assert {name: t["refusals"] for name, t in tables.items()} == {
         "tags": [],
         "parents": ["the latest counts validation predates the end of the copy: run it again"],
-        "children": ["the latest hash validation of children failed "
+        "children": ["the latest counts validation of children is INCOMPLETE: 1 source "
+                     "row(s) are not in the target: 1 wait in pulsaride_deferred (pt migrate "
+                     "deferred)",
+                     "the latest hash validation of children failed "
                      "(pt validate hash --table children)",
                      "1 row(s) of children still wait in pulsaride_deferred "
                      "(see pt migrate deferred)"],
@@ -135,7 +138,7 @@ def test_dry_run_then_cutover_advances_the_sequences_and_records_it(
     assert tags["status"] == "would cut over"
     assert tags["sequences"] == [{
         "column": "id", "sequence": "public.tags_id_seq", "current": 1, "max_value": 5,
-        "statement": "SELECT setval('public.tags_id_seq', 5, true)", "behind": True}]
+        "behind": True, "action": "advance public.tags_id_seq to 5 (next value 6)"}]
     assert _state(db) == before
 
     # The cutover itself as a pipeline job: the run is recorded with it.

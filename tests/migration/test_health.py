@@ -6,10 +6,10 @@ module; health only reads). Folders of transform files choose which tables `pt h
 
   good          copied; counts, sample and hash PASS                          GO
   seq           serial id behind the migrated rows                            CAUTION
-  rejects       2 rows rejected to the DLQ (counts PASS: target = source - 2) CAUTION
   fmt           the latest sample failed only on '' vs NULL                   CAUTION
-  stale         counts validated before the copy was run again                CAUTION
+  stale         counts and hash validated before the copy was run again       CAUTION
   unchecked     copied, never validated                                       CAUTION
+  rejects       2 rows rejected to the DLQ: counts and hash INCOMPLETE        NO-GO
   kids          rows wait for parents missing from the source too (orphans)   NO-GO
   grand         rows wait for kids that wait themselves (a cascade)           NO-GO
   late_kids     rows wait because their parent table was never migrated       NO-GO
@@ -152,6 +152,15 @@ def health(folder: Path, *args: str) -> tuple[int, dict[str, Any]]:
     return result.returncode, orjson.loads(result.stdout)
 
 
+def _incomplete(kind: str, rows: int, why: str) -> str:
+    """The reason health gives for an INCOMPLETE validation."""
+    return f"NO-GO: the latest {kind} validation is INCOMPLETE: {rows} source row(s) are not " \
+           f"in the target: {rows} {why}"
+
+
+WAIT = "wait in pulsaride_deferred (pt migrate deferred)"
+
+
 def test_every_table_gets_its_verdict_with_the_reasons_and_hints(world: World) -> None:
     code, document = health(world.folder, "--source-url", world.source.url,
                             "--require", "CAUTION")
@@ -163,8 +172,11 @@ def test_every_table_gets_its_verdict_with_the_reasons_and_hints(world: World) -
     assert verdicts == {
         "fmt": ("CAUTION", ["CAUTION: the latest sample validation failed on formatting only"]),
         "good": ("GO", []),
-        "grand": ("NO-GO", ["NO-GO: 1 row(s) wait in pulsaride_deferred"]),
-        "kids": ("NO-GO", ["NO-GO: 2 row(s) wait in pulsaride_deferred"]),
+        # Rows are missing: the validations say INCOMPLETE, and health agrees with them.
+        "grand": ("NO-GO", ["NO-GO: 1 row(s) wait in pulsaride_deferred",
+                            _incomplete("row-count", 1, WAIT), _incomplete("hash", 1, WAIT)]),
+        "kids": ("NO-GO", ["NO-GO: 2 row(s) wait in pulsaride_deferred",
+                           _incomplete("row-count", 2, WAIT), _incomplete("hash", 2, WAIT)]),
         "late_kids": ("NO-GO", ["NO-GO: 3 row(s) wait in pulsaride_deferred",
                                 "CAUTION: no row-count validation yet",
                                 "CAUTION: no sample or hash validation yet"]),
@@ -177,17 +189,32 @@ def test_every_table_gets_its_verdict_with_the_reasons_and_hints(world: World) -
                             "CAUTION: no row-count validation yet",
                             "CAUTION: no sample or hash validation yet"]),
         "ppl": ("GO", []),
-        "rejects": ("CAUTION", ["CAUTION: 2 row(s) were rejected to pulsaride_dlq"]),
+        "rejects": ("NO-GO", [
+            "NO-GO: 2 row(s) were rejected to pulsaride_dlq by the copy",
+            _incomplete("row-count", 2, "rejected to pulsaride_dlq by the copy"),
+            _incomplete("hash", 2, "rejected to pulsaride_dlq by the copy")]),
         "seq": ("CAUTION", ["CAUTION: sequence public.seq_id_seq is at 1, below the migrated "
                             "maximum 8"]),
         "stale": ("CAUTION", ["CAUTION: the row counts were validated before the copy "
-                              "finished"]),
+                              "finished",
+                              "CAUTION: the hash check ran before the copy finished"]),
         "unchecked": ("CAUTION", ["CAUTION: no row-count validation yet",
                                   "CAUTION: no sample or hash validation yet"]),
     }
     assert document["reasons"] == [f"{name}: {t['verdict']}" for name, t in tables.items()
                                    if t["verdict"] != "GO"]
     assert tables["good"]["validations"] == {"counts": "PASS", "hash": "PASS", "sample": "PASS"}
+    assert tables["kids"]["validations"] == {"counts": "INCOMPLETE", "hash": "INCOMPLETE"}
+    assert tables["rejects"]["validations"] == {"counts": "INCOMPLETE", "hash": "INCOMPLETE"}
+    # Health never calls GO what a validation does not PASS; INCOMPLETE or FAIL is NO-GO
+    # (but a sample that differs only in formatting, the documented CAUTION).
+    for table in tables.values():
+        statuses = table["validations"]
+        if table["verdict"] == "GO":
+            assert set(statuses.values()) == {"PASS"}, table
+        if {"INCOMPLETE", "FAIL"} & {s for k, s in statuses.items() if table["table"] != "fmt"
+                                     or k != "sample"}:
+            assert table["verdict"] == "NO-GO", table
     assert tables["rejects"]["counters"]["rejected"] == 2
     assert tables["kids"]["counters"]["deferred"] == 2
 
@@ -224,7 +251,7 @@ def test_every_table_gets_its_verdict_with_the_reasons_and_hints(world: World) -
     sequence = hints["seq", "sequences behind the data"]
     assert sequence["evidence"] == {
         "column": "id", "sequence": "public.seq_id_seq", "current": 1, "max_value": 8,
-        "statement": "SELECT setval('public.seq_id_seq', 8, true)", "behind": True}
+        "behind": True, "action": "advance public.seq_id_seq to 8 (next value 9)"}
     assert sequence["suggestion"] == "pt migrate cutover seq advances it"
 
 
@@ -241,10 +268,10 @@ def test_go_passes_the_default_requirement(world: World) -> None:
 
 
 def test_caution_fails_require_go_and_passes_require_caution(world: World) -> None:
-    folder = world.subset("caution", "good", "fmt", "rejects")
+    folder = world.subset("caution", "good", "fmt", "unchecked")
     code, document = health(folder)
     assert (code, document["verdict"]) == (1, "CAUTION")
-    assert document["reasons"] == ["fmt: CAUTION", "rejects: CAUTION"]
+    assert document["reasons"] == ["fmt: CAUTION", "unchecked: CAUTION"]
     code, document = health(folder, "--require", "CAUTION")
     assert (code, document["verdict"]) == (0, "CAUTION")
 

@@ -47,6 +47,7 @@ from pulsaride.migration.validation import (
     validate_counts,
     validate_hash,
     validate_sample,
+    worst,
 )
 from tests.conftest import PT
 from tests.migration.conftest import (
@@ -138,7 +139,7 @@ class World:
         result = pt("validate", command, *args, "--json", cwd=self.folder)
         assert result.returncode in (0, 1), result.stderr
         document: dict[str, Any] = orjson.loads(result.stdout)
-        assert result.returncode == (1 if document["status"] == "FAIL" else 0)
+        assert result.returncode == (0 if document["status"] == "PASS" else 1)
         return document
 
 
@@ -168,8 +169,7 @@ def in_process(folder: Path, command: str, *args: str) -> dict[str, Any]:
         finally:
             sides.close()
         results.append(orjson.loads(orjson.dumps(result.document(), default=str)))
-    failed = any(r["status"] == "FAIL" for r in results)
-    return {"status": "FAIL" if failed else "PASS", "results": results}
+    return {"status": worst(r["status"] for r in results), "results": results}
 
 
 def _parse(args: tuple[str, ...]) -> tuple[list[str], dict[str, str]]:
@@ -402,12 +402,12 @@ def test_canonical_timestamps_and_numbers_agree_with_postgresql(pg: Db) -> None:
             assert canonical(written, rule) == canonical(value, rule), (written, value)
 
 
-# ---- deferred, rejected and skipped rows are not differences -------------------------------
+# ---- deferred and rejected rows: INCOMPLETE; skipped rows: PASS, reported -----------------
 
 
-def test_deferred_rejected_and_skipped_rows_are_accounted_for(pg: Db, sqlite_db: Any,
-                                                              tmp_path: Path) -> None:
-    source = sqlite_db("accounted")
+def _kids(pg: Db, source: Db, folder: Path) -> None:
+    """parents, and kids copied four ways: DEFER, SKIP and FAIL (each also rejecting the kid
+    whose label is not a number), and SKIP without that expression."""
     create_table(source, "parents", [("id", "int"), ("name", "text")], primary_key=["id"])
     create_table(source, "kids", [("id", "int"), ("parent_id", "int"), ("label", "text")],
                  primary_key=["id"])
@@ -416,52 +416,115 @@ def test_deferred_rejected_and_skipped_rows_are_accounted_for(pg: Db, sqlite_db:
     source.insert("kids", [(i, 99 if i in (3, 9) else i % 5 + 1, "x" if i == 6 else str(i))
                            for i in range(1, 13)])
     create_table(pg, "parents", [("id", "int"), ("name", "text")], primary_key=["id"])
-    for name in ("kids_defer", "kids_skip", "kids_fail"):
-        create_table(pg, name, [("id", "int"), ("parent_id", "int"), ("label", "int")],
+    for name in ("kids_defer", "kids_skip", "kids_fail", "kids_only_skip"):
+        create_table(pg, name, [("id", "int"), ("parent_id", "int"), ("label", "text")],
                      primary_key=["id"])
     urls = {"source_url": source.url, "target_url": pg.url}
-    write_transform(tmp_path, {"name": "parents", **urls,
+    write_transform(folder, {"name": "parents", **urls,
                                "sources": [{"name": "parents", "table": "parents"}]})
-    for on_missing in ("DEFER", "SKIP", "FAIL"):
-        name = f"kids_{on_missing.lower()}"
-        write_transform(tmp_path, {
+    for name, on_missing, label in (("kids_defer", "DEFER", "to_int(?)"),
+                                    ("kids_skip", "SKIP", "to_int(?)"),
+                                    ("kids_fail", "FAIL", "to_int(?)"),
+                                    ("kids_only_skip", "SKIP", None)):
+        write_transform(folder, {
             "name": name, **urls, "sources": [{"name": "kids", "table": "kids", "alias": "k"}],
             "fields": [{"name": "id", "source": "k.id"},
                        {"name": "parent_id", "source": "k.parent_id"},
-                       {"name": "label", "source": "k.label", "expression": "to_int(?)"}],
+                       {"name": "label", "source": "k.label",
+                        **({"expression": label} if label else {})}],
             "target_table": name, "reject_policy": "FAIL_ROW",
             "depends_on": [{"table": "parents", "key": "id", "via": "k.parent_id",
                             "on_missing": on_missing}]})
-    for name in ("parents", "kids_defer", "kids_skip", "kids_fail"):
-        outcome = migrate(MigrateRequest(load_transform(tmp_path / f"{name}.yaml")))
+    for name in ("parents", "kids_defer", "kids_skip", "kids_fail", "kids_only_skip"):
+        outcome = migrate(MigrateRequest(load_transform(folder / f"{name}.yaml")))
         assert outcome.status == "done"
     assert pg.count("kids_defer") == pg.count("kids_skip") == pg.count("kids_fail") == 9
+    assert pg.count("kids_only_skip") == 10
 
+
+def test_deferred_or_rejected_rows_make_a_check_incomplete_and_skipped_rows_do_not(
+        pg: Db, sqlite_db: Any, tmp_path: Path) -> None:
+    """Rows that wait or were dead-lettered are not differences, but they are missing: no
+    check PASSes while they are (ADR 0013). Rows dropped by `on_missing: SKIP` are dropped by
+    rule, as by a filter: PASS, with the skipped rows reported."""
+    _kids(pg, sqlite_db("accounted"), tmp_path)
     result = pt("validate", "counts", "--table", "kids_defer", "kids_skip", "kids_fail",
-                "--json", cwd=tmp_path)
-    assert result.returncode == 0, result.stdout + result.stderr
-    counts = {r["table"]: r for r in orjson.loads(result.stdout)["results"]}
+                "kids_only_skip", "--json", cwd=tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    document = orjson.loads(result.stdout)
+    assert document["status"] == "INCOMPLETE"
+    counts = {r["table"]: r for r in document["results"]}
     accounted = {t: (r["status"], r["source_rows"], r["deferred"], r["rejected"],
-                     r["skipped"], r["target_rows"]) for t, r in counts.items()}
-    assert accounted == {"kids_defer": ("PASS", 12, 2, 1, 0, 9),
-                         "kids_skip": ("PASS", 12, 0, 1, 2, 9),
-                         "kids_fail": ("PASS", 12, 0, 3, 0, 9)}
-    for name in ("kids_defer", "kids_skip", "kids_fail"):
-        for command, args in (("sample", ("--sample", "1.0")), ("hash", ())):
-            (checked,) = in_process(tmp_path, command, "--table", name, *args)["results"]
-            assert (checked["status"], checked["mismatches"]) == ("PASS", []), (name, command)
+                     r["skipped"], r["target_rows"], r["delta"]) for t, r in counts.items()}
+    assert accounted == {"kids_defer": ("INCOMPLETE", 12, 2, 1, 0, 9, 0),
+                         "kids_skip": ("INCOMPLETE", 12, 0, 1, 2, 9, 0),
+                         "kids_fail": ("INCOMPLETE", 12, 0, 3, 0, 9, 0),
+                         "kids_only_skip": ("PASS", 12, 0, 0, 2, 10, 0)}
+    text = pt("validate", "counts", "--table", "kids_defer", "kids_only_skip", cwd=tmp_path)
+    assert text.returncode == 1
+    assert text.stdout.splitlines() == [
+        "INCOMPLETE  kids_defer: source 12, target 9, expected 9 (2 deferred, 1 rejected), "
+        "delta +0",
+        "  3 source row(s) are not in the target: 2 wait in pulsaride_deferred (pt migrate "
+        "deferred), 1 rejected to pulsaride_dlq by the copy",
+        "PASS  kids_only_skip: source 12, target 10, expected 10 (2 skipped), delta +0"]
+
+    # hash: any waiting or dead-lettered row of the table; sample: any sampled one (the row
+    # the transform rejects is never sampled: it has no target values to choose it by).
+    expected = {("kids_defer", "hash"): ("INCOMPLETE", 2, 1, 0),
+                ("kids_defer", "sample"): ("INCOMPLETE", 2, 0, 0),
+                ("kids_skip", "hash"): ("INCOMPLETE", 0, 1, 2),
+                ("kids_skip", "sample"): ("PASS", 0, 0, 2),
+                ("kids_fail", "hash"): ("INCOMPLETE", 0, 3, 0),
+                ("kids_fail", "sample"): ("INCOMPLETE", 0, 2, 0),
+                ("kids_only_skip", "hash"): ("PASS", 0, 0, 2),
+                ("kids_only_skip", "sample"): ("PASS", 0, 0, 2)}
+    for (name, command), (status, deferred, rejected, skipped) in expected.items():
+        args = ("--sample", "1.0") if command == "sample" else ()
+        (checked,) = in_process(tmp_path, command, "--table", name, *args)["results"]
+        assert (checked["status"], checked["mismatches"], checked["deferred"],
+                checked["rejected"], checked["skipped"]) == (
+            status, [], deferred, rejected, skipped), (name, command)
+    hashed = pt("validate", "hash", "--table", "kids_defer", cwd=tmp_path)
+    assert hashed.returncode == 1
+    assert hashed.stdout.splitlines()[0].startswith("INCOMPLETE  kids_defer (hash): ")
+    assert hashed.stdout.splitlines()[1:] == [
+        "  3 source row(s) are not in the target: 2 wait in pulsaride_deferred (pt migrate "
+        "deferred), 1 rejected to pulsaride_dlq by the copy"]
+    recorded = pg.rows("SELECT target_table, kind, status FROM pulsaride_validation "
+                       "WHERE target_table = 'kids_defer'")
+    assert set(recorded) == {("kids_defer", "counts", "INCOMPLETE"),
+                             ("kids_defer", "hash", "INCOMPLETE"),
+                             ("kids_defer", "sample", "INCOMPLETE")}
+
+    # The cutover gate refuses the INCOMPLETE checks, and the dead letters themselves.
+    gate = pt("migrate", "cutover", "kids_fail.yaml", "--json", cwd=tmp_path)
+    assert gate.returncode == 1
+    (refused,) = orjson.loads(gate.stdout)["tables"]
+    assert [r.split(":")[0] for r in refused["refusals"]] == [
+        f"the latest {kind} validation of kids_fail is INCOMPLETE"
+        for kind in ("counts", "hash", "sample")] + [
+        "3 row(s) of kids_fail were rejected to pulsaride_dlq by the copy"]
+
     # A copy made again from the start (--force) rejects its rows again: only its own dead
     # letters count, not those of the copy it replaced.
     again = migrate(MigrateRequest(load_transform(tmp_path / "kids_fail.yaml"), force=True))
     assert (again.status, again.rejected) == ("done", 3)
     assert pg.count("pulsaride_dlq WHERE transform = 'kids_fail'") == 6
     (recount,) = in_process(tmp_path, "counts", "--table", "kids_fail")["results"]
-    assert (recount["status"], recount["rejected"], recount["delta"]) == ("PASS", 3, 0)
-    # ... while a row that is really missing still is reported next to them.
+    assert (recount["status"], recount["rejected"], recount["delta"]) == ("INCOMPLETE", 3, 0)
+    # ... while a row that is really missing is a difference: FAIL, next to them.
     pg.execute("DELETE FROM kids_defer WHERE id = 1")
-    (hashed,) = in_process(tmp_path, "hash", "--table", "kids_defer")["results"]
-    assert hashed["mismatches"] == [{"key": ["1"], "field": "(row)", "source": "present",
-                                     "target": None, "kind": "missing"}]
+    (hashed_again,) = in_process(tmp_path, "hash", "--table", "kids_defer")["results"]
+    assert hashed_again["status"] == "FAIL"
+    assert hashed_again["mismatches"] == [{"key": ["1"], "field": "(row)", "source": "present",
+                                           "target": None, "kind": "missing"}]
+    # So is a row that should wait but does not: nobody explains its absence.
+    pg.execute("DELETE FROM pulsaride_deferred WHERE transform = 'kids_defer'")
+    (unexplained,) = in_process(tmp_path, "sample", "--table", "kids_defer",
+                                "--sample", "1.0")["results"]
+    assert unexplained["status"] == "FAIL"
+    assert sorted(m["key"] for m in unexplained["mismatches"]) == [["1"], ["3"], ["9"]]
 
 
 # ---- composite keys, CHAR padding, booleans and dates kept by SQLite as 0/1 and text -------

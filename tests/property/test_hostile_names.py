@@ -166,10 +166,14 @@ def _flow(folder: Path, path: Path, source: Db, target: Db, table: str) -> None:
     for kind in ("counts", "hash"):
         checked = _run(folder, source, target, "validate", kind, "--table", table)
         assert [r["status"] for r in checked["results"]] == ["PASS"], checked
-    health = _run(folder, source, target, "health")
-    assert health["verdict"] == "GO", health
+    # The identity column's sequence is behind the copied keys until the cutover advances it:
+    # CAUTION for that reason only, GO once cut over.
+    health = _run(folder, source, target, "health", "--require", "CAUTION")
+    assert health["verdict"] == "CAUTION", health
+    assert [h["hint"] for h in health["hints"]] == ["sequences behind the data"], health
     cut = _run(folder, None, target, "migrate", "cutover", str(path), "--verify")
     assert [r["status"] for r in cut["tables"]] == ["cut over"], cut
+    assert _run(folder, source, target, "health")["verdict"] == "GO"
     # The identity column now continues after the migrated keys.
     assert target.scalar("SELECT nextval(pg_get_serial_sequence(:t, :c))",
                          t=_regclass_text(table), c=_identity_column(target, table)) \

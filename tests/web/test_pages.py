@@ -329,7 +329,10 @@ def test_the_health_panel_shows_the_verdict_counters_and_hints_of_pt_health(
     counts = {t["table"]: (t["counters"]["rows_written"], t["counters"]["deferred"],
                            t["counters"]["rejected"], t["verdict"]) for t in truth["tables"]}
     assert counts == {"parents": (5, 0, 0, "GO"), "children": (20, 2, 0, "NO-GO"),
-                      "tags": (2, 0, 1, "CAUTION")}
+                      "notes": (3, 0, 0, "CAUTION"), "tags": (2, 0, 1, "NO-GO")}
+    # Each validation's status is shown as a badge of its own.
+    children = page.locator('#health-tables tr[data-table="children"]')
+    expect(children.locator(".check.c-INCOMPLETE")).to_have_text("counts INCOMPLETE")
     hints = page.locator("#hints li")
     expect(hints).to_have_count(len(truth["hints"]))
     shown = hints.all_inner_texts()
