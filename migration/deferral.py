@@ -23,6 +23,7 @@ from sqlalchemy import Connection, bindparam, delete, select, text, update
 from sqlalchemy.exc import DBAPIError
 
 from . import registry
+from .graphs import strongly_connected
 from .names import TableName
 from .registry import now
 from .tables import DEFERRED
@@ -246,7 +247,7 @@ def release_circles(connection: Connection, outcome: Replayed) -> set[str]:
     parked and `pt health` names the cycle."""
     rows = [dict(r._mapping) for r in connection.execute(
         select(DEFERRED).order_by(DEFERRED.c.id).limit(CIRCLE_LIMIT))]
-    circle = _closed_set(connection, rows)
+    circle = _parents_first(_closed_set(connection, rows))
     if not circle:
         return set()
     savepoint = connection.begin_nested()
@@ -257,6 +258,21 @@ def release_circles(connection: Connection, outcome: Replayed) -> set[str]:
         return set()
     savepoint.commit()
     return {row["target_table"] for row in circle}
+
+
+def _parents_first(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`rows` ordered by table, parents before children (the tables of a circle in any
+    order), so a target checking its keys row by row takes the rows that only hang on the
+    circle."""
+    graph: dict[str, set[str]] = {}
+    for row in rows:
+        parents = graph.setdefault(row["target_table"], set())
+        parents.update(r[0] for r in orjson.loads(row["requirements"]))
+    # Tarjan's components come out after every component they reach: parents first.
+    order = {table: rank for rank, component in enumerate(
+        strongly_connected({t: sorted(p & graph.keys()) for t, p in graph.items()}))
+        for table in component}
+    return sorted(rows, key=lambda row: (order[row["target_table"]], row["id"]))
 
 
 def _closed_set(connection: Connection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

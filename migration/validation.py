@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy import Connection, Engine, func, select, type_coerce
+from sqlalchemy import Connection, Engine, Text, cast, func, select, type_coerce
 from sqlalchemy.types import NullType
 
 from pulsaride.engine.errors import BadInputError
@@ -289,11 +289,18 @@ def source_rows(reader: Connection, transform: Transform, plan: SourcePlan,
 def target_rows(connection: Connection, layout: Layout) -> Iterator[tuple[Any, ...]]:
     """Every target row (columns in field order), streamed."""
     relation = _relation(layout.target)
-    query = select(*(type_coerce(relation.c[c], NullType()) for c in layout.target.columns))
+    query = select(*_as_read(relation, layout.target))
     result = connection.execution_options(stream_results=True, yield_per=READ_BATCH).execute(
         query)
     for row in result:
         yield tuple(row)
+
+
+def _as_read(relation: Any, target: TargetTable) -> list[Any]:
+    """The target's columns as the check reads them: as the driver gives them, but JSON as
+    its text (psycopg reads the jsonb document `null` as None, which is SQL NULL)."""
+    return [cast(relation.c[c], Text) if target.types.get(c, "").upper().startswith("JSON")
+            else type_coerce(relation.c[c], NullType()) for c in target.columns]
 
 
 def _relation(target: TargetTable) -> Any:
@@ -337,7 +344,7 @@ def _target_by_key(connection: Connection, layout: Layout,
     relation = _relation(layout.target)
     names = [layout.target.columns[i] for i in layout.key_positions]
     found: dict[str, list[list[Any]]] = defaultdict(list)
-    columns = [type_coerce(relation.c[c], NullType()) for c in layout.target.columns]
+    columns = _as_read(relation, layout.target)
     for start in range(0, len(rows), 500):
         chunk = rows[start:start + 500]
         if len(names) == 1:

@@ -24,8 +24,6 @@ SINKS = {"text", "execute", "exec_driver_sql", "executescript", "literal_column"
 STATEMENT_KEYWORDS = {"statement", "sql", "text", "query", "operation"}
 # Modules another change is rewriting, left out until it lands (each still formats SQL: the
 # test below says when one no longer does, and its line here should go).
-EXEMPT = {"migration/scaffold.py": "PRAGMA table_info from a name; scaffold is being rewritten"}
-
 
 def _is_formatted(node: ast.expr, assigned: dict[str, list[ast.expr]],
                   seen: frozenset[str] = frozenset()) -> bool:
@@ -149,14 +147,8 @@ def _findings_of(path: Path) -> list[str]:
 
 
 def test_no_module_formats_sql_text() -> None:
-    problems = [problem for path in _modules() if path.relative_to(ROOT).as_posix() not in EXEMPT
-                for problem in _findings_of(path)]
+    problems = [problem for path in _modules() for problem in _findings_of(path)]
     assert problems == []
-
-
-@pytest.mark.parametrize("module", sorted(EXEMPT))
-def test_an_exempt_module_still_needs_it(module: str) -> None:
-    assert _findings_of(ROOT / module), f"{module} no longer formats SQL: take it out of EXEMPT"
 
 
 # ---- the check itself: what it catches and what it lets through ---------------------------

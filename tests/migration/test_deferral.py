@@ -538,3 +538,29 @@ def test_a_circle_a_target_cannot_take_stays_parked_without_failing_the_copy(
     assert result["status"] == "done"
     assert pg.count("store") == 0 and pg.count("staff") == 0
     assert pg.count("pulsaride_deferred") == 6
+
+
+def test_rows_that_only_hang_on_a_circle_are_written_after_it(
+        pg: Db, sqlite_db: Callable[[str], Db], tmp_path: Path) -> None:
+    # Payments wait for staff, who wait in a circle with stores; the payments' key to staff
+    # is checked row by row: released together, payments must come after the circle.
+    source = sqlite_db("source")
+    _store_staff_source(source)
+    create_table(source, "payment", [("payment_id", "int"), ("staff_id", "int")],
+                 primary_key=["payment_id"])
+    source.insert("payment", [(10, 1), (11, 2)])
+    create_table(pg, "store", [("store_id", "int"), ("manager_staff_id", "int")],
+                 primary_key=["store_id"])
+    create_table(pg, "staff", [("staff_id", "int"), ("store_id", "int"), ("boss_id", "int")],
+                 primary_key=["staff_id"])
+    create_table(pg, "payment", [("payment_id", "int"), ("staff_id", "int")],
+                 primary_key=["payment_id"], foreign_keys=[("staff_id", "staff", "staff_id")])
+    store, staff = _store_staff_transforms(tmp_path)
+    payment = write_transform(tmp_path, {
+        "name": "payment", "sources": [{"name": "payment", "table": "payment", "alias": "p"}],
+        "target_table": "payment", "options": {"identifiers": "keep"},
+        "depends_on": [{"table": "staff", "key": "staff_id", "via": "p.staff_id"}]})
+    for path in (payment, store, staff):
+        summary(pt_migrate(path, source, pg, "--json"))
+    assert pg.rows("SELECT * FROM payment") == [(10, 1), (11, 2)]
+    assert pg.count("staff") == 3
