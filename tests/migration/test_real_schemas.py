@@ -12,6 +12,7 @@ unenforced types) and the hostile names, on SQLite, MariaDB and PostgreSQL.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -101,6 +102,20 @@ def _column_map(document: dict[str, Any]) -> tuple[str, str, list[str], list[str
             [f["name"] for f in fields])
 
 
+def _wkt(rows: list[tuple[Any, ...]], like: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Target rows with WKB points as WKT where the source has WKT: without PostGIS, pt keeps
+    a geometry as its WKB (stated in the DDL and the review report)."""
+    def point(value: Any, model: Any) -> Any:
+        if isinstance(value, bytes) and isinstance(model, str) and model.startswith("POINT"):
+            order = "<" if value[0] == 1 else ">"
+            kind, x, y = struct.unpack(f"{order}Idd", value[1:21])
+            assert kind == 1, kind
+            return f"POINT({x!r} {y!r})"
+        return value
+    return [tuple(point(v, m) for v, m in zip(row, model, strict=True))
+            for row, model in zip(rows, like, strict=False)] + rows[len(like):]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(("sample", "kind", "identifiers"), CASES)
 def test_a_real_schema_goes_from_scaffold_to_a_verified_cutover(
@@ -124,7 +139,8 @@ def test_a_real_schema_goes_from_scaffold_to_a_verified_cutover(
     actual = contents(pg, sorted(_column_map(t)[1] for t in copied))
     for document in copied:
         source_table, target_table, _, _ = _column_map(document)
-        assert actual[target_table] == expected[source_table], target_table
+        assert _wkt(actual[target_table], expected[source_table]) == expected[source_table], \
+            target_table
     assert all(t["verdict"] == "GO" for t in verdicts["tables"])
     if sample == "hostile":  # nothing an injected statement could have dropped is gone
         for db in (source, pg):
