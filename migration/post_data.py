@@ -18,20 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Engine, Integer, MetaData, String, Table, Text, select
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from .inspect import read_script, run_statement, split_statements
 from .registry import now
-
-STEPS = Table(
-    "pulsaride_schema_steps", MetaData(),
-    Column("file", String(255), primary_key=True),
-    Column("number", Integer, primary_key=True),
-    Column("sha256", String(64), primary_key=True),
-    Column("statement", Text, nullable=False),  # its first line, for people
-    Column("done_at", DateTime(timezone=True), nullable=False),
-)
+from .tables import STEPS, ensure_tables
 
 
 @dataclass(frozen=True)
@@ -94,7 +86,7 @@ def apply_steps(engine: Engine, path: Path, on_step: StepSink | None = None) -> 
     record; stop at the first that fails (recorded in the result, not raised)."""
     steps = read_steps(path)
     outcome = Steps(file=path.name, total=len(steps))
-    _ensure_table(engine)
+    ensure_tables(engine)
     done = _done(engine, path.name)
     report = on_step or (lambda _step, _state, _seconds: None)
     for step in steps:
@@ -118,14 +110,6 @@ def apply_steps(engine: Engine, path: Path, on_step: StepSink | None = None) -> 
     return outcome
 
 
-def _ensure_table(engine: Engine) -> None:
-    for attempt in range(3):
-        try:
-            STEPS.create(engine, checkfirst=True)
-            return
-        except DBAPIError:  # another process created it between our check and our CREATE
-            if attempt == 2:
-                raise
 
 
 def _done(engine: Engine, file: str) -> set[tuple[int, str]]:

@@ -266,9 +266,22 @@ def _by_range(profile: ColumnProfile | None, what: str) -> ColumnChoice:
 # ---- PostgreSQL, Oracle and others ---------------------------------------------------------
 
 
+# Types every PostgreSQL has: from a PostgreSQL source they are kept as they are.
+_PG_BUILT_IN = frozenset({
+    "point", "line", "lseg", "box", "path", "polygon", "circle", "inet", "cidr", "macaddr",
+    "macaddr8", "tsvector", "tsquery", "int4range", "int8range", "numrange", "tsrange",
+    "tstzrange", "daterange", "int4multirange", "int8multirange", "nummultirange",
+    "tsmultirange", "tstzmultirange", "datemultirange", "money", "xml", "pg_lsn",
+    "txid_snapshot", "pg_snapshot"})
+
+
 def _generic(col: SourceColumn, dialect: str, options: TypeOptions,
              profile: ColumnProfile | None) -> ColumnChoice:
     spelled = col.declared.strip().upper()
+    base = col.declared.strip().lower().removesuffix("[]")
+    if dialect == "postgresql" and base in _PG_BUILT_IN and not options.sqlite_target:
+        return ColumnChoice(col.declared.strip().lower(), [
+            f"{base}: a PostgreSQL type, kept as it is"])
     if spelled == "NUMBER":
         return _by_range(profile, "NUMBER without precision")
     if dialect == "oracle" and spelled == "DATE":

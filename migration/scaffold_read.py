@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import Connection, Engine, inspect
+from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy import Enum as EnumType
 from sqlalchemy.engine.reflection import Inspector
 from sqlalchemy.exc import SAWarning
@@ -31,8 +32,14 @@ from .scaffold_model import (
 )
 from .scaffold_profile import read_profiles
 
-# pt's own tables in a database that was a target before, and SQLite's.
-_OWN_PREFIXES = ("pulsaride_", "sqlite_")
+
+def _not_data(name: str, dialect: str) -> bool:
+    """pt's own tables (a database that was a target before) and SQLite's internal ones;
+    a user's table called `sqlite_x` in another database, or `pulsaride_x`, is data."""
+    from .tables import METADATA  # noqa: PLC0415
+
+    return name in METADATA.tables or (
+        dialect == "sqlite" and name.lower().startswith("sqlite_"))
 
 
 def read_source(engine: Engine, tables: Sequence[str] | None, schema: str | None, *,
@@ -44,7 +51,7 @@ def read_source(engine: Engine, tables: Sequence[str] | None, schema: str | None
         warnings.filterwarnings("ignore", "Did not recognize type", SAWarning)
         dialect = connection.dialect.name
         found, objects, mariadb = _read(connection, schema)
-        chosen = _choose(found, tables)
+        chosen = _choose(found, tables, dialect)
         names = {t.name for t in chosen}
         objects = [o for o in objects if o.table is None or o.table in names]
         result = SourceSchema(dialect=dialect, schema=schema, tables=chosen, objects=objects,
@@ -66,7 +73,7 @@ def _read(connection: Connection, schema: str | None) -> tuple[
                 mysql.read_objects(connection, database), mysql.is_mariadb(connection))
     inspector = inspect(connection)
     names = [n for n in inspector.get_table_names(schema=schema)
-             if not n.lower().startswith(_OWN_PREFIXES)]
+             if not _not_data(n, dialect)]
     if dialect == "sqlite":
         from . import scaffold_read_sqlite as lite  # noqa: PLC0415
 
@@ -81,9 +88,10 @@ def _read(connection: Connection, schema: str | None) -> tuple[
     return tables, objects, False
 
 
-def _choose(found: list[SourceTable], wanted: Sequence[str] | None) -> list[SourceTable]:
+def _choose(found: list[SourceTable], wanted: Sequence[str] | None,
+            dialect: str) -> list[SourceTable]:
     """`wanted` tables by exact name, else by the one name equal but for case."""
-    found = [t for t in found if not t.name.lower().startswith(_OWN_PREFIXES)]
+    found = [t for t in found if not _not_data(t.name, dialect)]
     if not wanted:
         return found
     by_name = {t.name: t for t in found}
@@ -106,9 +114,27 @@ def generic_table(inspector: Inspector, name: str, schema: str | None) -> Source
     primary = inspector.get_pk_constraint(name, schema=schema).get("constrained_columns") or []
     columns = [_column(inspector, col, primary)
                for col in inspector.get_columns(name, schema=schema)]
+    if inspector.dialect.name == "postgresql" and any(c.declared == "NULL" for c in columns):
+        spelled = _pg_types(inspector, name, schema)  # types SQLAlchemy does not know
+        columns = [replace(c, declared=spelled.get(c.name, c.declared)) if c.declared == "NULL"
+                   else c for c in columns]
     table = SourceTable(name, columns, primary_key=list(primary))
     generic_keys(inspector, table, schema)
     return table
+
+
+_PG_TYPES = text(
+    "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+    "JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE c.relname = :t AND n.nspname = COALESCE(:s, current_schema()) AND a.attnum > 0 "
+    "AND NOT a.attisdropped")
+
+
+def _pg_types(inspector: Inspector, name: str, schema: str | None) -> dict[str, str]:
+    """Column -> type as PostgreSQL spells it (format_type), for types SQLAlchemy reflects
+    as NullType (point, xml, box, ...)."""
+    rows = inspector.bind.execute(_PG_TYPES, {"t": name, "s": schema})  # type: ignore[union-attr]
+    return {str(column): str(spelled) for column, spelled in rows}
 
 
 def _column(inspector: Inspector, col: Any, primary: list[str]) -> SourceColumn:

@@ -99,6 +99,16 @@ CUTOVER = Table(
 )
 
 
+STEPS = Table(
+    "pulsaride_schema_steps", METADATA,  # pt migrate schema --post-data: the steps done
+    Column("file", String(255), primary_key=True),
+    Column("number", Integer, primary_key=True),
+    Column("sha256", String(64), primary_key=True),
+    Column("statement", Text, nullable=False),  # its first line, for people
+    Column("done_at", DateTime(timezone=True), nullable=False),
+)
+
+
 def ensure_tables(engine: Engine) -> None:
     """Create pt's tables in the target if they are missing (safe when run concurrently)."""
     for attempt in range(3):
