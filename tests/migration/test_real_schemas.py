@@ -143,5 +143,5 @@ def test_a_real_schema_goes_from_scaffold_to_a_verified_cutover(
     assert all(t["verdict"] == "GO" for t in verdicts["tables"])
     if sample == "hostile":  # nothing an injected statement could have dropped is gone
         for db in (source, pg):
-            assert contents(db, [SENTINEL, VICTIM]) == dict.fromkeys((SENTINEL, VICTIM),
-                                                                     [SENTINEL_ROW])
+            assert contents(db, [SENTINEL, VICTIM]) == {
+                SENTINEL: [SENTINEL_ROW], VICTIM: [SENTINEL_ROW]}
