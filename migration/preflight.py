@@ -22,7 +22,7 @@ from .grammar import Call, parse
 from .graphs import strongly_connected
 from .held import held, problems, wider_type
 from .names import TableName, match_name, quote
-from .relations import NoSuchTable, reflect_table
+from .relations import NoSuchTable, declared_type, reflect_table
 from .source import SourcePlan, plan_source
 from .transform import Field, OnMissing, Transform
 from .typemap import postgres_type
@@ -265,10 +265,7 @@ def _reflect(connection: Connection, name: TableName) -> Table | None:
 
 
 def _spelled(column: Any, dialect: Any) -> str:
-    try:
-        return str(column.type.compile(dialect=dialect))
-    except Exception:  # a reflected type that cannot be printed back
-        return str(column.type)
+    return declared_type(column, dialect)
 
 
 def _first_line(exc: SQLAlchemyError) -> str:

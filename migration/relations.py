@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 from sqlalchemy import (
     Column,
@@ -40,15 +41,49 @@ def reflect_table(connection: Connection, name: TableName) -> Table:
     raise NoSuchTable(f"table {name} does not exist{hint}")
 
 
+def declared_type(column: Any, dialect: Any) -> str:
+    """A reflected column's type as its database spells it: from the catalog where
+    reflection could not say (`info["declared"]`), else SQLAlchemy's spelling."""
+    base = next(iter(getattr(column, "base_columns", ())), column)  # through aliases
+    declared = getattr(base, "info", {}).get("declared")
+    if declared is not None:
+        return str(declared)
+    try:
+        return str(column.type.compile(dialect=dialect))
+    except Exception:  # a reflected type the dialect cannot print back
+        return str(column.type)
+
+
 def _reflected(connection: Connection, name: TableName) -> Table | None:
     try:
         with warnings.catch_warnings():
             # Types SQLAlchemy does not know (MariaDB's geometry, PostGIS...) reflect as
             # NullType, which is what pt reads every value as anyway: nothing to warn about.
             warnings.filterwarnings("ignore", "Did not recognize type", SAWarning)
-            return Table(name.name, MetaData(), autoload_with=connection, schema=name.schema)
+            table = Table(name.name, MetaData(), autoload_with=connection, schema=name.schema)
     except NoSuchTableError:
         return None
+    unknown = [c for c in table.columns if isinstance(c.type, NullType)]
+    if unknown and connection.dialect.name == "postgresql":
+        spelled = pg_declared_types(connection, name)
+        for column in unknown:
+            if column.name in spelled:
+                column.info["declared"] = str(spelled[column.name])
+    return table
+
+
+def pg_declared_types(connection: Connection, name: TableName) -> dict[str, str]:
+    """Column -> type as PostgreSQL spells it (format_type), for the types SQLAlchemy
+    reflects as NullType (point, xml, box, ...)."""
+    rows = connection.execute(_PG_TYPES, {"t": name.name, "s": name.schema})
+    return {str(column): str(spelled) for column, spelled in rows}
+
+
+_PG_TYPES = text(
+    "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+    "WHERE a.attrelid = (SELECT c.oid FROM pg_class c JOIN pg_namespace n "
+    "ON n.oid = c.relnamespace WHERE c.relname = :t "
+    "AND n.nspname = COALESCE(:s, current_schema())) AND a.attnum > 0 AND NOT a.attisdropped")
 
 
 # Both compare names ignoring case (information_schema's collation): rows are kept by exact

@@ -14,13 +14,15 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import Connection, Engine, inspect, text
+from sqlalchemy import Connection, Engine, inspect
 from sqlalchemy import Enum as EnumType
 from sqlalchemy.engine.reflection import Inspector
 from sqlalchemy.exc import SAWarning
 
 from pulsaride.engine.errors import BadInputError
 
+from .names import TableName
+from .relations import pg_declared_types
 from .scaffold_model import (
     SourceCheck,
     SourceColumn,
@@ -115,26 +117,12 @@ def generic_table(inspector: Inspector, name: str, schema: str | None) -> Source
     columns = [_column(inspector, col, primary)
                for col in inspector.get_columns(name, schema=schema)]
     if inspector.dialect.name == "postgresql" and any(c.declared == "NULL" for c in columns):
-        spelled = _pg_types(inspector, name, schema)  # types SQLAlchemy does not know
+        spelled = pg_declared_types(inspector.bind, TableName(name, schema))  # type: ignore[arg-type]
         columns = [replace(c, declared=spelled.get(c.name, c.declared)) if c.declared == "NULL"
                    else c for c in columns]
     table = SourceTable(name, columns, primary_key=list(primary))
     generic_keys(inspector, table, schema)
     return table
-
-
-_PG_TYPES = text(
-    "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
-    "JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
-    "WHERE c.relname = :t AND n.nspname = COALESCE(:s, current_schema()) AND a.attnum > 0 "
-    "AND NOT a.attisdropped")
-
-
-def _pg_types(inspector: Inspector, name: str, schema: str | None) -> dict[str, str]:
-    """Column -> type as PostgreSQL spells it (format_type), for types SQLAlchemy reflects
-    as NullType (point, xml, box, ...)."""
-    rows = inspector.bind.execute(_PG_TYPES, {"t": name, "s": schema})  # type: ignore[union-attr]
-    return {str(column): str(spelled) for column, spelled in rows}
 
 
 def _column(inspector: Inspector, col: Any, primary: list[str]) -> SourceColumn:

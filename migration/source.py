@@ -13,6 +13,8 @@ from sqlalchemy import (
     Connection,
     FromClause,
     Select,
+    Text,
+    cast,
     column,
     false,
     func,
@@ -31,7 +33,7 @@ from .filters import compile_filter
 from .grammar import Column as ColumnNode
 from .grammar import GrammarError
 from .names import match_name, target_names
-from .relations import NoSuchTable, reflect_table
+from .relations import NoSuchTable, declared_type, reflect_table
 from .sqlcheck import UnsafeSql, check_condition, check_query
 from .transform import ColumnRef, Field, Source, Transform
 
@@ -101,7 +103,8 @@ def plan_source(connection: Connection, transform: Transform) -> SourcePlan:
     return SourcePlan(
         # Values come as the driver gives them: no SQLAlchemy result processing (which would
         # turn SQLite NUMERIC integers into Decimal('1.0000000000'), for one).
-        columns=tuple(type_coerce(c, NullType()).label(f"c{i}") for i, c in enumerate(columns)),
+        columns=tuple(_as_read(c, types[ref], connection.dialect.name).label(f"c{i}")
+                      for i, (ref, c) in enumerate(zip(wanted, columns, strict=True))),
         raw_columns=columns,
         positions=positions,
         key=tuple(columns[positions[r]] for r in key_refs),
@@ -116,6 +119,15 @@ def plan_source(connection: Connection, transform: Transform) -> SourcePlan:
                   and f.sources[0] not in key_refs
                   for f in fields if len(f.sources) == 1 and f.expression is None},
     )
+
+
+def _as_read(column_: ColumnElement[Any], declared: str, dialect: str) -> ColumnElement[Any]:
+    """A source column as the copy reads it: as the driver gives it, except PostgreSQL JSON,
+    read as its text (psycopg decodes the document `null` to None, which is SQL NULL: the
+    copy would turn one into the other)."""
+    if dialect == "postgresql" and declared.strip().upper().startswith("JSON"):
+        return cast(column_, Text)
+    return type_coerce(column_, NullType())
 
 
 def _relation(connection: Connection, source: Source) -> FromClause:
@@ -211,14 +223,8 @@ def _declared(col: ColumnElement[Any], connection: Connection,
         spelled = cache.get(name or "", {}).get(col.name)
         if spelled:
             return spelled
-    base = next(iter(col.base_columns), col)  # an aliased table's columns proxy the table's
-    if isinstance(base, Column) and "declared" in base.info:  # relations: from the catalog
-        return str(base.info["declared"])
     if isinstance(col, Column):
-        try:
-            return str(col.type.compile(dialect=connection.dialect))
-        except Exception:  # an exotic reflected type that cannot be compiled back
-            return str(col.type)
+        return declared_type(col, connection.dialect)
     return ""
 
 

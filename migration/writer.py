@@ -25,7 +25,7 @@ from sqlalchemy import Connection, insert
 from pulsaride.engine.errors import BadInputError
 
 from .names import TableName, match_name
-from .relations import NoSuchTable, reflect_table
+from .relations import NoSuchTable, declared_type, reflect_table
 
 # SQLite stores what it is given; give it text for the types its driver does not know.
 sqlite3.register_adapter(Decimal, str)
@@ -73,12 +73,7 @@ def reflect_target(connection: Connection, name: TableName, wanted: Sequence[str
     if missing:
         raise TargetError(f"target table {name} has no column {', '.join(missing)} "
                           f"(it has: {', '.join(present)})")
-    types = {}
-    for c in reflected.columns:
-        try:
-            types[c.name] = str(c.type.compile(dialect=connection.dialect))
-        except Exception:  # a type the dialect cannot print back
-            types[c.name] = str(c.type)
+    types = {c.name: declared_type(c, connection.dialect) for c in reflected.columns}
     return TargetTable(name=name.name, schema=name.schema,
                        columns=tuple(c for c in columns if c is not None),
                        primary_key=tuple(c.name for c in reflected.primary_key), types=types)

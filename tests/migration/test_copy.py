@@ -19,6 +19,7 @@ from tests.migration.conftest import (
     create_table,
     new_maria_database,
     new_pg_database,
+    pt,
     pt_migrate,
     summary,
     write_transform,
@@ -213,3 +214,22 @@ def test_a_join_of_two_source_tables(databases: tuple[Db, Db], tmp_path: Path) -
     got = [(o, c, Decimal(str(t))) for o, c, t in target.rows("SELECT * FROM order_summary")]
     assert got == [(10, "ADA", Decimal("5.5")), (11, "GRACE", Decimal("7.25")),
                    (12, "ADA", Decimal("1")), (13, "unknown #3", Decimal("9"))]
+
+
+def test_the_json_document_null_stays_apart_from_sql_null(pg: Db, pg2: Db,
+                                                          tmp_path: Path) -> None:
+    # psycopg decodes the jsonb document null to None, the same as SQL NULL: the copy and the
+    # checks read JSON as text, so neither turns one into the other.
+    pg.execute("CREATE TABLE docs (id integer PRIMARY KEY, body jsonb)",
+               "INSERT INTO docs VALUES (1, 'null'), (2, NULL), (3, '{\"a\": [1, null]}')")
+    pg2.execute("CREATE TABLE docs (id integer PRIMARY KEY, body jsonb)")
+    path = write_transform(tmp_path, {"name": "docs", "sources": [{"name": "d", "table": "docs"}],
+                                      "options": {"identifiers": "keep"}})
+    summary(pt_migrate(path, pg, pg2, "--json"))
+    assert pg2.rows("SELECT id, body IS NULL, body::text FROM docs") == [
+        (1, False, "null"), (2, True, None), (3, False, '{"a": [1, null]}')]
+    pg2.execute("UPDATE docs SET body = NULL WHERE id = 1")
+    result = pt("validate", "hash", "--table", "docs", "--source-url", pg.url, "--target-url",
+                pg2.url, cwd=tmp_path)
+    assert result.returncode == 1, result.stdout  # the lost document is found
+    assert "key ['1']: value body: source 'null', target None" in result.stdout
