@@ -1,4 +1,4 @@
-"""pgloader's result on the realistic sample schemas: a schema fingerprint per sample.
+"""pgloader's and pt's results on the realistic sample schemas, side by side in one run.
 
 For each sample (default: the MariaDB dvdrental and the SQLite musicstore, see
 tests/migration/samples) the script builds the source (a fresh MariaDB database, or a SQLite
@@ -18,6 +18,11 @@ options on the plain command line
   indexes, foreign keys, sequences with their last values, enum types, row counts ...);
 - per table, whether content() of the source and of pgloader's table agree (rows missing,
   rows extra, an example of each).
+
+pt then loads the same source into another fresh database the way the README tells a new user
+to: `pt scaffold` (default options), `pt pipeline run` with every gate approved (pre-data,
+preflight, copies, post-data, validations, health, cutover); the same fingerprint, content
+comparison and wall time are recorded under "pt", and the ratio of the wall times.
 
 The random database names are replaced by {source_db} / {target_db}, and pgloader's
 OID-prefixed index names (idx_30170_primary) by idx_{oid}_..., so fingerprints of two runs
@@ -58,6 +63,7 @@ from tests.migration.conftest import (
 from tests.migration.samples import dvdrental, musicstore
 from tests.migration.samples.content import contents
 from tests.migration.samples.fingerprint import fingerprint
+from tests.migration.samples.flow import scaffold_and_run
 from tests.migration.samples.info import SampleInfo
 
 BUILDERS: dict[str, Callable[[Db, int], SampleInfo]] = {
@@ -199,12 +205,34 @@ def measure(args: argparse.Namespace, work: Path, kind: str, sample: str) -> Doc
             "content": compare_content(source, target, schema, info,
                                        set(printed["tables"])),
             "fingerprint": printed}, names)
+        document["pt"] = anonymise(run_pt(source, info, work / f"pt-{kind}-{sample}"), names)
+        document["pt_to_pgloader_wall"] = round(document["pt"]["wall_s"] / run["wall_s"], 2)
         return document
     finally:
         if not args.keep:
             source.dispose()
             drop_source()
             drop_target()
+
+
+def run_pt(source: Db, info: SampleInfo, folder: Path) -> Document:
+    """The README's flow into a fresh database: scaffold, run, approve every gate."""
+    target, drop = new_pg_database()
+    try:
+        started = time.monotonic()
+        scaffold_and_run(folder, source, target, "downcase")
+        wall = time.monotonic() - started
+        printed = fingerprint(target.engine, "public")
+        own = {t for t in printed["tables"] if t.startswith("pulsaride_")}
+        printed["tables"] = {k: v for k, v in printed["tables"].items() if k not in own}
+        return {"wall_s": round(wall, 3), "rows": sum(t["rows"] for t in
+                                                      printed["tables"].values()),
+                "content": compare_content(source, target, "public", info,
+                                           set(printed["tables"])),
+                "fingerprint": printed}
+    finally:
+        target.dispose()
+        drop()
 
 
 def pgloader_version(pgloader: str) -> str:
@@ -237,7 +265,26 @@ def render(doc: Document) -> str:
                   f"{len(run['warnings'])} warnings",
                   f"  content differs in: {', '.join(unequal) or 'none'}"]
         lines += [f"  ERROR {e.splitlines()[0]}" for e in run["errors"]]
+        mine = sample["pt"]
+        differs = [t for t, c in mine["content"].items() if not c.get("equal")]
+        lines += [f"  pt: {mine['wall_s']:.2f} s ({sample['pt_to_pgloader_wall']}x pgloader's "
+                  f"time, scaffold to verified cutover), {mine['rows']} of "
+                  f"{sample['source']['total_rows']} rows",
+                  f"  pt content differs in: {', '.join(differs) or 'none'}",
+                  "  objects: " + ", ".join(
+                      f"{what} {_count(sample['fingerprint'], what)} vs "
+                      f"{_count(mine['fingerprint'], what)}" for what in _OBJECTS)]
     return "\n".join(lines)
+
+
+_OBJECTS = ("indexes", "foreign_keys", "unique", "checks", "sequences")
+
+
+def _count(printed: Document, what: str) -> int:
+    """How many of `what` a fingerprint holds (pgloader's / pt's)."""
+    if what == "sequences":
+        return len(printed.get("sequences", {}))
+    return sum(len(table.get(what, ())) for table in printed["tables"].values())
 
 
 def main(argv: list[str] | None = None) -> int:

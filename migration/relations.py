@@ -60,6 +60,8 @@ def _reflected(connection: Connection, name: TableName) -> Table | None:
             # Types SQLAlchemy does not know (MariaDB's geometry, PostGIS...) reflect as
             # NullType, which is what pt reads every value as anyway: nothing to warn about.
             warnings.filterwarnings("ignore", "Did not recognize type", SAWarning)
+            # SQLite keeps any declared type (`smallint(5) unsigned`): read by its text.
+            warnings.filterwarnings("ignore", "Could not instantiate type", SAWarning)
             table = Table(name.name, MetaData(), autoload_with=connection, schema=name.schema)
     except NoSuchTableError:
         return None

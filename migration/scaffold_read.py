@@ -51,6 +51,8 @@ def read_source(engine: Engine, tables: Sequence[str] | None, schema: str | None
     with engine.connect() as connection, warnings.catch_warnings():
         # Types SQLAlchemy does not know are read by their declared text: no warning.
         warnings.filterwarnings("ignore", "Did not recognize type", SAWarning)
+        # SQLite keeps any declared type (`smallint(5) unsigned`): read by its text.
+        warnings.filterwarnings("ignore", "Could not instantiate type", SAWarning)
         dialect = connection.dialect.name
         found, objects, mariadb = _read(connection, schema)
         chosen = _choose(found, tables, dialect)
