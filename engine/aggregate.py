@@ -14,7 +14,7 @@ from typing import Any, cast
 
 from eventsourcing.domain import BaseAggregate
 
-from .errors import IllegalTransitionError
+from .errors import IllegalTransitionError, PipelineDefinitionError
 from .events import (
     JobApprovalRefused,
     JobApproved,
@@ -155,8 +155,15 @@ class PipelineRun(BaseAggregate[str]):
 
     @cached_property
     def pipeline(self) -> Pipeline:
-        """The pipeline definition in force (the first line's, or the last accepted change)."""
-        return pipeline_from_definition(self.definition)
+        """The pipeline definition in force (the first line's, or the last accepted change);
+        PipelineDefinitionError, naming the run, if it holds a value out of bounds."""
+        try:
+            return pipeline_from_definition(self.definition)
+        except PipelineDefinitionError as exc:
+            problems = "; ".join(exc.problems)
+            raise PipelineDefinitionError(f"run {self.id}", [
+                f"the recorded definition holds {problems}; this run cannot go on: start a "
+                "new run of a corrected file"]) from None
 
     @classmethod
     def start(cls, run_id: str, at: datetime, **fields: Any) -> PipelineRun:

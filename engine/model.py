@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -10,6 +11,14 @@ from functools import cached_property
 from typing import Any
 
 import orjson
+
+from .errors import PipelineDefinitionError
+
+MAX_DURATION_SECONDS = 366 * 24 * 3600
+"""The longest timeout, retry delay or gate expiry a pipeline may give: 366 days. Anything
+longer is a typo, and overflows the clock arithmetic (a run that crashed on every resume)."""
+DURATION_LIMIT = f"366 days ({MAX_DURATION_SECONDS} s, 8784h)"
+BACKOFF_RANGE = (1.0, 10.0)
 
 
 class When(StrEnum):
@@ -61,8 +70,13 @@ class RetryPolicy:
     backoff: float = 1.0
 
     def delay_before(self, retry_number: int) -> float:
-        """Seconds to wait before retry number `retry_number` (1-based)."""
-        return self.delay * (self.backoff ** (retry_number - 1))
+        """Seconds to wait before retry number `retry_number` (1-based), at most
+        MAX_DURATION_SECONDS (a backoff of 10 over 100 retries would be 1e99 times the delay)."""
+        try:
+            delay = self.delay * (self.backoff ** (retry_number - 1))
+        except OverflowError:
+            delay = math.inf
+        return min(delay, float(MAX_DURATION_SECONDS))
 
 
 @dataclass(frozen=True)
@@ -153,8 +167,47 @@ def job_definition(job: Job) -> dict[str, Any]:
     }
 
 
+def duration_problem(seconds: Any) -> str | None:
+    """Why `seconds` cannot be a timeout, retry delay or gate expiry; None if it can."""
+    if type(seconds) not in (int, float) or not math.isfinite(seconds) or seconds < 0:
+        return f"{seconds!r} is not a number of seconds"
+    if seconds > MAX_DURATION_SECONDS:
+        return f"{seconds:g} s is longer than the limit of {DURATION_LIMIT}"
+    return None
+
+
+def number_problem(value: Any, low: float, high: float) -> str | None:
+    """Why `value` is not a finite number in [low, high]; None if it is."""
+    if type(value) not in (int, float) or not math.isfinite(value) or not low <= value <= high:
+        return f"{value!r} is not a number from {low:g} to {high:g}"
+    return None
+
+
+def definition_bounds_problems(definition: Mapping[str, Any]) -> list[str]:
+    """Every duration or number of a (recorded) definition outside its bounds, by job and key:
+    a run file written before the bounds existed, or edited, may hold one."""
+    problems = []
+    for name, spec in definition["jobs"].items():
+        retry = spec.get("retry") or {}
+        gate = spec.get("gate") or {}
+        checks = [("timeout", spec.get("timeout"), duration_problem),
+                  ("retry.delay", retry.get("delay", 0.0), duration_problem),
+                  ("retry.backoff", retry.get("backoff", 1.0),
+                   lambda v: number_problem(v, *BACKOFF_RANGE)),
+                  ("expires_in", gate.get("expires_in"), duration_problem)]
+        checks += [(f"resources.{k}", v, lambda v: number_problem(v, 0.0, 1e12))
+                   for k, v in (spec.get("resources") or {}).items()]
+        problems += [f"job '{name}': {key}: {problem}" for key, value, check in checks
+                     if value is not None and (problem := check(value)) is not None]
+    return problems
+
+
 def pipeline_from_definition(definition: Mapping[str, Any]) -> Pipeline:
-    """Rebuild a Pipeline from `Pipeline.definition()` output (as recorded in a run file)."""
+    """Rebuild a Pipeline from `Pipeline.definition()` output (as recorded in a run file);
+    PipelineDefinitionError if a duration or number is out of bounds."""
+    problems = definition_bounds_problems(definition)
+    if problems:
+        raise PipelineDefinitionError("the recorded definition", problems)
     jobs = {}
     for name, spec in definition["jobs"].items():
         retry = spec.get("retry") or {}

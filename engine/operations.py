@@ -10,6 +10,7 @@ import getpass
 import hashlib
 import os
 import socket
+import stat
 from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -524,6 +525,8 @@ def import_jsonl(path: Path, store: str) -> tuple[str, int]:
     if not store.startswith(POSTGRES_SCHEMES):
         raise BadInputError("import needs a shared store: --store postgresql://...")
     run_id = check_run_id(path.name.removesuffix(".jsonl"))
+    if not stat.S_ISREG(path.stat().st_mode):
+        raise BadInputError(f"{path}: not a regular file; give a run's .jsonl file")
     if RunLock.is_held(path.with_name(f"{run_id}.lock")):
         raise RunLockedError(f"run {run_id} is active; import it once its runner stopped")
     run_file = RunFile.open(path, run_id)

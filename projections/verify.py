@@ -23,7 +23,7 @@ from pulsaride.engine.evidence import RunEvidence as Evidence
 from pulsaride.engine.lines import GENESIS, LineError, decode
 from pulsaride.engine.loader import parse_pipeline
 from pulsaride.engine.masking import MASK, mask_variables
-from pulsaride.engine.model import definition_digest
+from pulsaride.engine.model import definition_bounds_problems, definition_digest
 from pulsaride.engine.seal import Seal, key_id, signature_valid
 from pulsaride.schemas import load_schema
 
@@ -258,6 +258,7 @@ def _pipeline_problems(evidence: Evidence, pipeline: dict[str, Any]) -> Iterator
         return
     if definition_digest(definition) != pipeline.get("definition_sha256"):
         yield "the recorded definition does not hash to its recorded definition_sha256"
+    yield from _bounds_findings(definition)
     copy = evidence.artifact(str(pipeline.get("copy", "")))
     if copy is None:
         yield f"the copy of the pipeline file as run ({pipeline.get('copy')}) is missing"
@@ -272,6 +273,16 @@ def _pipeline_problems(evidence: Evidence, pipeline: dict[str, Any]) -> Iterator
         return
     if not _same_definition(_masked(parsed), definition):
         yield "the recorded definition differs from the pipeline file as run"
+
+
+def _bounds_findings(definition: dict[str, Any]) -> Iterator[str]:
+    """Durations no run may hold (written before the bounds existed, or edited in)."""
+    try:
+        problems = definition_bounds_problems(definition)
+    except (AttributeError, TypeError, KeyError):
+        return  # a malformed definition: the schema check names it
+    for problem in problems:
+        yield f"the recorded definition is out of bounds: {problem}"
 
 
 def _masked(definition: dict[str, Any]) -> dict[str, Any]:
