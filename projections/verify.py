@@ -347,19 +347,18 @@ def _check_side_file(evidence: Evidence, name: str, digest: Any, number: int,
 
 def _check_seals(evidence: Evidence, digests: list[str], report: VerifyReport,
                  public_key: Ed25519PublicKey | None) -> None:
+    """Every seal's head against the chain (no key needed), then, given the key, the
+    signatures of the seals made with it."""
     for problem in evidence.seal_problems:
         report.findings.append(Finding("seal", problem))
+    holding = [seal for seal in evidence.seals
+               if _head_holds(seal, evidence.run_id, digests, report)]
     if public_key is None:
-        if evidence.seals:
-            report.notes.append(f"{len(evidence.seals)} seal(s) present, not checked "
-                                "(give --pubkey to check them)")
-        else:
-            report.notes.append("no seal: truncating the end of the file or rewriting the "
-                                "whole chain would not be detected (see ADR 0006)")
+        _note_unsigned(evidence, holding, report)
         return
     wanted = key_id(public_key)
-    valid = [seal for seal in evidence.seals if seal.key_id == wanted
-             and _seal_holds(seal, evidence.run_id, digests, public_key, report)]
+    valid = [seal for seal in holding if seal.key_id == wanted
+             and _signature_holds(seal, public_key, report)]
     if not valid:
         report.findings.append(Finding("seal", f"no valid seal by key {wanted}"))
         return
@@ -369,12 +368,17 @@ def _check_seals(evidence: Evidence, digests: list[str], report: VerifyReport,
                             "after the last seal and are not covered by it")
 
 
-def _seal_holds(seal: Seal, run_id: str, digests: list[str], public_key: Ed25519PublicKey,
-                report: VerifyReport) -> bool:
-    if not signature_valid(seal, public_key):
-        report.findings.append(Finding("seal", f"the seal of line {seal.seq} has an invalid "
-                                               "signature"))
-        return False
+def _note_unsigned(evidence: Evidence, holding: list[Seal], report: VerifyReport) -> None:
+    if not evidence.seals:
+        report.notes.append("no seal: truncating the end of the file or rewriting the "
+                            "whole chain would not be detected (see ADR 0006)")
+    elif len(holding) == len(evidence.seals):
+        report.notes.append(f"{len(evidence.seals)} seal(s) present, their heads match the "
+                            "chain; signatures not checked (give --pubkey to check them)")
+
+
+def _head_holds(seal: Seal, run_id: str, digests: list[str], report: VerifyReport) -> bool:
+    """True if the line the seal names is there and is the line that was sealed."""
     if seal.run_id != run_id:
         report.findings.append(Finding("seal", f"a seal of run {seal.run_id} is filed here"))
         return False
@@ -387,5 +391,13 @@ def _seal_holds(seal: Seal, run_id: str, digests: list[str], public_key: Ed25519
         report.findings.append(Finding(
             "seal", f"line {seal.seq} is not the line that was sealed: the chain up to it was "
                     "rewritten", seal.seq))
+        return False
+    return True
+
+
+def _signature_holds(seal: Seal, public_key: Ed25519PublicKey, report: VerifyReport) -> bool:
+    if not signature_valid(seal, public_key):
+        report.findings.append(Finding("seal", f"the seal of line {seal.seq} has an invalid "
+                                               "signature"))
         return False
     return True
