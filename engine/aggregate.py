@@ -35,7 +35,7 @@ from .events import (
     RunSuspended,
     TailQuarantined,
 )
-from .model import Pipeline, pipeline_from_definition
+from .model import GatePolicy, Pipeline, gate_policy, pipeline_from_definition
 from .times import format_time
 from .transitions import PENDING, TERMINAL, JobStatus, next_status
 
@@ -151,6 +151,8 @@ class PipelineRun(BaseAggregate[str]):
         self.suspended = False
         self.resumes = 0
         self.quarantined_tails = 0
+        # Each gate's policy as recorded when it first appeared: fixed for the run (ADR 0017).
+        self.started_gates: dict[str, Any] = {}
         self._reset_jobs()
 
     @cached_property
@@ -220,14 +222,27 @@ class PipelineRun(BaseAggregate[str]):
 
     def _reset_jobs(self) -> None:
         """Add a PENDING state for jobs of the definition that have none yet; a job a changed
-        definition moved to another stage is in that stage from now on."""
+        definition moved to another stage is in that stage from now on. A gate seen for the
+        first time keeps the policy it has now."""
         for name, spec in self.definition["jobs"].items():
+            if name not in self.started_gates and spec.get("gate") is not None:
+                self.started_gates[name] = spec["gate"]
             if name not in self.jobs:
                 self.jobs[name] = JobState(name=name, stage=spec["stage"])
             elif self.jobs[name].stage != spec["stage"]:
                 self.jobs[name] = replace(self.jobs[name], stage=spec["stage"])
 
     # ---- queries -----------------------------------------------------------------------
+
+    def gate_policy(self, name: str) -> GatePolicy | None:
+        """The policy gate `name` had when it first appeared in the run (None: no gate)."""
+        return gate_policy(self.started_gates.get(name))
+
+    @property
+    def gate_policies(self) -> dict[str, GatePolicy]:
+        """Every gate's fixed policy, by job name."""
+        return {name: policy for name in self.started_gates
+                if (policy := self.gate_policy(name)) is not None}
 
     @property
     def active_jobs(self) -> Mapping[str, JobState]:

@@ -226,7 +226,7 @@ def pipeline_from_definition(definition: Mapping[str, Any]) -> Pipeline:
             timeout=spec.get("timeout"),
             variables=dict(spec.get("variables", {})),
             description=spec.get("description", ""),
-            gate=_gate(spec.get("gate")),
+            gate=gate_policy(spec.get("gate")),
             resources={k: float(v) for k, v in (spec.get("resources") or {}).items()},
         )
     return Pipeline(
@@ -237,7 +237,8 @@ def pipeline_from_definition(definition: Mapping[str, Any]) -> Pipeline:
     )
 
 
-def _gate(spec: Mapping[str, Any] | None) -> GatePolicy | None:
+def gate_policy(spec: Mapping[str, Any] | None) -> GatePolicy | None:
+    """The GatePolicy of a recorded job's `gate` mapping (None: not a manual job)."""
     if spec is None:
         return None
     return GatePolicy(

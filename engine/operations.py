@@ -42,6 +42,7 @@ from .events import (
     TailQuarantined,
 )
 from .executor import Executor, LocalExecutor
+from .gates import decision_refusal, policy_changes
 from .layout import DEFAULT_STATE_DIR, StateDir
 from .loader import PipelineFile, load_pipeline_file
 from .masking import YAML_MASK, Masker, mask_variables, secret_values
@@ -51,7 +52,7 @@ from .runner import Clock, JobEnvironment, NullObserver, Runner, RunObserver, Ru
 from .runstore import POSTGRES_SCHEMES, RunLog, RunOwnership, RunStore, open_store, safe_url
 from .seal import Seal, append_seal, seals_path, sign
 from .store import RunFile, RunLock, Tail, check_run_id
-from .times import format_time, parse_time
+from .times import format_time
 from .transitions import DONE, REQUEUEABLE, RUNNING, WAITING
 
 ExecutorFactory = Callable[[Masker, RunObserver, RunOwnership], Executor]
@@ -192,8 +193,10 @@ def resume_run(request: RunRequest, services: Services, run_id: str, *,
         with run_file.locked():
             run = replay(run_file)
             now = services.clock()
-            quarantine_tail(run_file, run, now)
+            # Checked before anything is written or moved: a refused resume leaves the run as
+            # it found it (a torn tail included).
             changes = _check_unchanged(run, pipeline_file, masker, allow_changed)
+            quarantine_tail(run_file, run, now)
             succeeded = run.outcome == "succeeded" and changes is None
             # A gate rejected while the run was still going (suspended with --no-wait, or its
             # runner died) stays rejected: the resumed run then ends `rejected`. Resuming a run
@@ -312,11 +315,9 @@ def _state_for(pipeline_path: Path | None, state_dir: Path | None) -> StateDir:
 
 def _gate_refusal(run: PipelineRun, name: str, job: JobState, who: str,
                   now: datetime) -> str | None:
-    """Why the gate's policy refuses `who` now, or None."""
-    if job.expires_at is not None and parse_time(job.expires_at) <= now:
-        return f"the approval window closed at {job.expires_at}"
-    gate = run.pipeline.jobs[name].gate
-    return gate.refusal(who, run.started_by) if gate is not None else None
+    """Why the gate's policy, as fixed when the run started, refuses `who` now, or None."""
+    return decision_refusal(run.gate_policy(name), who=who, started_by=run.started_by, at=now,
+                            expires_at=job.expires_at)
 
 
 @dataclass(frozen=True)
@@ -455,9 +456,16 @@ def _parameters(request: RunRequest, state: StateDir) -> dict[str, Any]:
 
 def _check_unchanged(run: PipelineRun, pipeline_file: PipelineFile, masker: Masker,
                      allow_changed: bool) -> list[str] | None:
-    """None if the file is the one the run uses; else the changes (if allowed)."""
+    """None if the file is the one the run uses; else the changes (if allowed). A change to
+    the policy of a gate that has not run is never allowed (ADR 0017)."""
     if pipeline_file.sha256 == run.pipeline_sha256:
         return None
+    done = {name for name, job in run.jobs.items() if job.status is DONE}
+    gates = policy_changes(run.gate_policies, pipeline_file.pipeline, done)
+    if gates:
+        raise PipelineChangedError(
+            f"{pipeline_file.path}: {'; '.join(gates)} since run {run.id} started; a gate's "
+            "policy is fixed when its run starts (start a new run to use the new one)")
     new = _recorded_definition(pipeline_file, masker)
     changes = definition_changes(run.definition, new)
     if new != run.definition and not allow_changed:

@@ -19,7 +19,15 @@ from eventsourcing.domain import OriginatorIDError, OriginatorVersionError
 
 from pulsaride.engine.aggregate import PipelineRun
 from pulsaride.engine.errors import PulsarideError
+from pulsaride.engine.events import (
+    JobApproved,
+    JobAwaitingApproval,
+    JobRejected,
+    RunEvent,
+    RunStarted,
+)
 from pulsaride.engine.evidence import RunEvidence as Evidence
+from pulsaride.engine.gates import decision_refusal, expected_expiry
 from pulsaride.engine.lines import GENESIS, LineError, decode
 from pulsaride.engine.loader import parse_pipeline
 from pulsaride.engine.masking import MASK, mask_variables
@@ -218,12 +226,36 @@ class _Replay:
                 assert isinstance(run, PipelineRun)
                 self.run = run
             else:
+                self._check_gate(event, number)
                 event.mutate(self.run)
         except (OriginatorIDError, OriginatorVersionError):
             self._refuse(number, "out of sequence for the run's aggregate")
         except (LineError, PulsarideError, AssertionError, TypeError, ValueError, KeyError,
                 AttributeError) as exc:
             self._refuse(number, str(exc) or type(exc).__name__)
+
+    def _check_gate(self, event: RunEvent | RunStarted, number: int) -> None:
+        """A decision, or the start of a gate's wait, against the gate's policy as recorded
+        when it first appeared (ADR 0017); the run's state is the one before this line."""
+        run = self.run
+        assert run is not None
+        if isinstance(event, JobAwaitingApproval):
+            expected = expected_expiry(run.gate_policy(event.job), event.timestamp)
+            if event.expires_at != expected:
+                self._report.findings.append(Finding(
+                    "gate", f"gate '{event.job}' waits until {event.expires_at or 'no time'}, "
+                            f"but its policy gives {expected or 'no time'} (expires_in as "
+                            "recorded at the start)", number))
+        elif isinstance(event, JobApproved | JobRejected):
+            state = run.jobs.get(event.job)
+            refusal = decision_refusal(
+                run.gate_policy(event.job), who=event.by, started_by=run.started_by,
+                at=event.timestamp, expires_at=state.expires_at if state else None)
+            if refusal is not None:
+                verb = "approval" if isinstance(event, JobApproved) else "rejection"
+                self._report.findings.append(Finding(
+                    "gate", f"the {verb} of gate '{event.job}' by {event.by} breaks the policy "
+                            f"recorded when the run started: {refusal}", number))
 
     def _refuse(self, number: int, why: str) -> None:
         self._broken = True
