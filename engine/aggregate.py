@@ -35,9 +35,13 @@ from .events import (
     RunSuspended,
     TailQuarantined,
 )
+from .masking import Masker
 from .model import GatePolicy, Pipeline, gate_policy, pipeline_from_definition
 from .times import format_time
 from .transitions import PENDING, TERMINAL, JobStatus, next_status
+
+FREE_TEXT = frozenset({"reason", "error", "changes", "parameters"})
+"""Event fields whose text comes from people or processes, masked by `PipelineRun.record`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +157,8 @@ class PipelineRun(BaseAggregate[str]):
         self.quarantined_tails = 0
         # Each gate's policy as recorded when it first appeared: fixed for the run (ADR 0017).
         self.started_gates: dict[str, Any] = {}
+        # Set by whoever records new events (the live secrets); never part of the state.
+        self.masker: Masker | None = None
         self._reset_jobs()
 
     @cached_property
@@ -177,7 +183,13 @@ class PipelineRun(BaseAggregate[str]):
         return cast("list[RecordedEvent]", list(self.collect_events()))
 
     def record(self, event_class: type[RunEvent], at: datetime, **fields: Any) -> None:
-        """Decide-and-apply one new event; it stays pending until collected for saving."""
+        """Decide-and-apply one new event; it stays pending until collected for saving. Free
+        text (reasons, errors, changes, parameters) is masked first: secrets are masked
+        wherever they arrive from (an approver's --reason, a job's error)."""
+        masker = self.masker
+        if masker is not None:
+            fields = {name: masker.document(value) if name in FREE_TEXT else value
+                      for name, value in fields.items()}
         self.trigger_event(event_class, timestamp=at, **fields)
 
     # ---- state changes -----------------------------------------------------------------

@@ -9,7 +9,7 @@ import difflib
 import hashlib
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -185,12 +185,21 @@ def _duration_value_problem(value: float | str) -> str | None:
 
 def _build(document: Mapping[str, Any]) -> Pipeline:
     """The Pipeline of a schema-valid document, defaults filled in and durations in seconds."""
-    return pipeline_from_definition({
+    pipeline = pipeline_from_definition({
         "version": "1.0",
         "stages": document["stages"],
         "variables": _variables(document.get("variables", {})),
         "jobs": {name: _job(spec, document) for name, spec in document["jobs"].items()},
     })
+    jobs = {name: replace(job, secret_variables=_declared(document["jobs"][name]))
+            for name, job in pipeline.jobs.items()}
+    return replace(pipeline, jobs=jobs, secret_variables=_declared(document))
+
+
+def _declared(spec: Mapping[str, Any]) -> frozenset[str]:
+    """Names of the variables of `spec` declared `{value: ..., secret: true}`."""
+    return frozenset(name for name, value in spec.get("variables", {}).items()
+                     if isinstance(value, dict) and value.get("secret") is True)
 
 
 def _job(spec: Mapping[str, Any], document: Mapping[str, Any]) -> dict[str, Any]:
@@ -229,6 +238,8 @@ def _seconds(value: float | str) -> float:
 
 def _variables(values: Mapping[str, Any]) -> dict[str, str]:
     def text(v: Any) -> str:
+        if isinstance(v, dict):  # {value: ..., secret: true}
+            return text(v["value"])
         if isinstance(v, bool):
             return "true" if v else "false"
         return str(v)

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from .errors import PipelineDefinitionError
+from .masking import mask_variables
 
 MAX_DURATION_SECONDS = 366 * 24 * 3600
 """The longest timeout, retry delay or gate expiry a pipeline may give: 366 days. Anything
@@ -92,6 +93,7 @@ class Job:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     timeout: float | None = None
     variables: Mapping[str, str] = field(default_factory=dict)
+    secret_variables: frozenset[str] = frozenset()  # declared `secret: true` in the file
     description: str = ""
     gate: GatePolicy | None = None  # set for manual jobs only
     resources: Mapping[str, float] = field(default_factory=dict)  # for distributed executors
@@ -105,6 +107,7 @@ class Pipeline:
     jobs: Mapping[str, Job]
     variables: Mapping[str, str] = field(default_factory=dict)
     version: str = "1.0"
+    secret_variables: frozenset[str] = frozenset()  # declared `secret: true` in the file
 
     def jobs_of(self, stage: str) -> tuple[Job, ...]:
         """The jobs of `stage`, in file order."""
@@ -133,6 +136,22 @@ class Pipeline:
                     placed[job.name] = job
                 pending = [j for j in pending if j.name not in placed]
         return tuple(placed.values())
+
+    def declared_secrets(self) -> list[str]:
+        """The values of the variables declared `secret: true` (pipeline and jobs)."""
+        values = [self.variables[n] for n in self.secret_variables if n in self.variables]
+        return values + [job.variables[n] for job in self.jobs.values()
+                         for n in job.secret_variables if n in job.variables]
+
+    def masked_definition(self) -> dict[str, Any]:
+        """`definition()` with the values of secret-looking and declared-secret variables
+        replaced by MASK: what a run records."""
+        definition = self.definition()
+        definition["variables"] = mask_variables(self.variables, self.secret_variables)
+        for name, spec in definition["jobs"].items():
+            job = self.jobs[name]
+            spec["variables"] = mask_variables(job.variables, job.secret_variables)
+        return definition
 
     def definition(self) -> dict[str, Any]:
         """The pipeline as a plain, JSON-ready mapping with every default filled in."""

@@ -27,6 +27,7 @@ from .errors import (
     ExecutorError,
     GateError,
     PipelineChangedError,
+    PulsarideError,
     RunFileError,
     RunLockedError,
 )
@@ -45,7 +46,7 @@ from .executor import Executor, LocalExecutor
 from .gates import decision_refusal, policy_changes
 from .layout import DEFAULT_STATE_DIR, StateDir
 from .loader import PipelineFile, load_pipeline_file
-from .masking import YAML_MASK, Masker, mask_variables, secret_values
+from .masking import YAML_MASK, Masker, secret_values
 from .model import Pipeline, When, definition_digest
 from .replay import quarantine_tail, replay
 from .runner import Clock, JobEnvironment, NullObserver, Runner, RunObserver, RunResult
@@ -153,9 +154,10 @@ def _start(request: RunRequest, services: Services, pipeline_file: PipelineFile,
         run = PipelineRun.start(
             run_id, now,
             pipeline=_recorded_pipeline(pipeline_file, masker, state, run_id, "pipeline.yml"),
-            parameters=_parameters(request, state),
+            parameters=masker.document(_parameters(request, state)),
             started_by=who.user, host=who.host, pid=who.pid, tool_version=tool_version(),
         )
+        run.masker = masker
         if leftover is not None:
             run.record(TailQuarantined, now, **leftover)
         with run_file.locked():
@@ -192,6 +194,7 @@ def resume_run(request: RunRequest, services: Services, run_id: str, *,
         masker = _masker(pipeline_file.pipeline)
         with run_file.locked():
             run = replay(run_file)
+            run.masker = masker
             now = services.clock()
             # Checked before anything is written or moved: a refused resume leaves the run as
             # it found it (a torn tail included).
@@ -238,24 +241,36 @@ def decide_gate(pipeline_path: Path, *, state_dir: Path | None, run_id: str | No
                 store: str | None = None) -> tuple[PipelineRun, JobState]:
     """Record an approval or rejection of a waiting manual job; return the run and the job."""
     state = StateDir.for_pipeline(pipeline_path, state_dir)
+    live = _live_pipeline(pipeline_path)
     with closing(open_store(store, state)) as runs:
         run_id = check_run_id(run_id) if run_id is not None else runs.latest_run(pipeline_path)
         run_file = runs.open(run_id, writable=True)
         return _decide_gate(state, run_file, job, approve=approve, reason=reason,
-                            services=services)
+                            services=services, live=live)
+
+
+def _live_pipeline(path: Path) -> Pipeline | None:
+    """The pipeline file as it is now, for the secrets its variables hold; None if it cannot
+    be read (an approver on another machine of a shared store may not have it)."""
+    try:
+        return load_pipeline_file(path).pipeline
+    except PulsarideError:
+        return None
 
 
 def _decide_gate(state: StateDir, run_file: RunLog, job: str, *, approve: bool, reason: str,
-                 services: Services) -> tuple[PipelineRun, JobState]:
+                 services: Services, live: Pipeline | None) -> tuple[PipelineRun, JobState]:
     who = services.who()
     try:
         with run_file.locked():
             run = replay(run_file)
+            # An approver may paste a secret into --reason: mask with the live values (the
+            # run's recorded definition holds them masked already, so it cannot tell).
+            run.masker = _masker(live) if live is not None else _masker(None)
             now = services.clock()
             quarantine_tail(run_file, run, now)
             current = _waiting_gate(run, job)
             refusal = _gate_refusal(run, job, current, who.user, now)
-            reason = _masker(run.pipeline).text(reason)  # an approver may paste a secret
             fields = {"job": job, "stage": current.stage, "attempt": current.attempt,
                       "by": who.user, "host": who.host}
             if refusal is not None:
@@ -417,18 +432,19 @@ def _local_executor(masker: Masker, observer: RunObserver, lock: RunOwnership) -
     return LocalExecutor(masker, on_output=observer.job_output, inherit_fds=lock.inherit_fds)
 
 
-def _masker(pipeline: Pipeline) -> Masker:
+def _masker(pipeline: Pipeline | None) -> Masker:
+    """A masker built from the live values: the environment pt runs in and the pipeline file
+    as loaded (never a run's recorded definition: its secrets are masked already)."""
+    if pipeline is None:
+        return Masker(secret_values(dict(os.environ)))
     job_variables = [job.variables for job in pipeline.jobs.values()]
-    return Masker(secret_values(dict(os.environ), pipeline.variables, *job_variables))
+    return Masker(secret_values(dict(os.environ), pipeline.variables, *job_variables,
+                                declared=pipeline.declared_secrets()))
 
 
 def _recorded_definition(pipeline_file: PipelineFile, masker: Masker) -> dict[str, Any]:
-    """The parsed definition as a run records it: secret-looking variables masked."""
-    definition = pipeline_file.pipeline.definition()
-    definition["variables"] = mask_variables(definition["variables"])
-    for spec in definition["jobs"].values():
-        spec["variables"] = mask_variables(spec["variables"])
-    masked: dict[str, Any] = masker.document(definition)
+    """The parsed definition as a run records it: secret variables and values masked."""
+    masked: dict[str, Any] = masker.document(pipeline_file.pipeline.masked_definition())
     return masked
 
 

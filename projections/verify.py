@@ -30,7 +30,7 @@ from pulsaride.engine.evidence import RunEvidence as Evidence
 from pulsaride.engine.gates import decision_refusal, expected_expiry
 from pulsaride.engine.lines import GENESIS, LineError, decode
 from pulsaride.engine.loader import parse_pipeline
-from pulsaride.engine.masking import MASK, mask_variables
+from pulsaride.engine.masking import MASK
 from pulsaride.engine.model import definition_bounds_problems, definition_digest
 from pulsaride.engine.seal import Seal, key_id, signature_valid
 from pulsaride.schemas import load_schema
@@ -299,11 +299,11 @@ def _pipeline_problems(evidence: Evidence, pipeline: dict[str, Any]) -> Iterator
         yield f"the copy of the pipeline file ({pipeline.get('copy')}) was changed"
         return
     try:
-        parsed = parse_pipeline(copy, str(pipeline.get("copy"))).definition()
+        parsed = parse_pipeline(copy, str(pipeline.get("copy"))).masked_definition()
     except PulsarideError as exc:
         yield f"the pipeline file as run no longer parses: {exc}"
         return
-    if not _same_definition(_masked(parsed), definition):
+    if not _same_definition(parsed, definition):
         yield "the recorded definition differs from the pipeline file as run"
 
 
@@ -315,13 +315,6 @@ def _bounds_findings(definition: dict[str, Any]) -> Iterator[str]:
         return  # a malformed definition: the schema check names it
     for problem in problems:
         yield f"the recorded definition is out of bounds: {problem}"
-
-
-def _masked(definition: dict[str, Any]) -> dict[str, Any]:
-    definition["variables"] = mask_variables(definition["variables"])
-    for spec in definition["jobs"].values():
-        spec["variables"] = mask_variables(spec["variables"])
-    return definition
 
 
 def _same_definition(parsed: Any, recorded: Any) -> bool:
