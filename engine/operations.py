@@ -266,7 +266,7 @@ def _decide_gate(state: StateDir, run_file: RunLog, job: str, *, approve: bool, 
             run = replay(run_file)
             # An approver may paste a secret into --reason: mask with the live values (the
             # run's recorded definition holds them masked already, so it cannot tell).
-            run.masker = _masker(live) if live is not None else _masker(None)
+            run.masker = _masker(live)
             now = services.clock()
             quarantine_tail(run_file, run, now)
             current = _waiting_gate(run, job)
