@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from pulsaride.engine.errors import EXIT_FAILED, BadInputError, PulsarideError
 from pulsaride.engine.evidence import RunEvidence, load_evidence, write_bundle
+from pulsaride.engine.inputs import PIPELINE_FILE_BYTES, read_bounded
 from pulsaride.engine.layout import StateDir
 from pulsaride.engine.operations import (
     Services,
@@ -230,7 +231,8 @@ def _verify(evidence: RunEvidence, pubkey: Path | None,
     public_key = load_public_key(pubkey) if pubkey is not None else None
     today = None
     if pipeline_file is not None and pipeline_file.is_file():
-        today = hashlib.sha256(pipeline_file.read_bytes()).hexdigest()
+        data = read_bounded(pipeline_file, PIPELINE_FILE_BYTES, "pipeline file")
+        today = hashlib.sha256(data).hexdigest()
     return verify_run(evidence, public_key=public_key, current_file_sha256=today)
 
 

@@ -14,7 +14,7 @@ from typing import Any, cast
 
 from eventsourcing.domain import BaseAggregate
 
-from .errors import IllegalTransitionError
+from .errors import IllegalTransitionError, PipelineDefinitionError
 from .events import (
     JobApprovalRefused,
     JobApproved,
@@ -35,9 +35,13 @@ from .events import (
     RunSuspended,
     TailQuarantined,
 )
-from .model import Pipeline, pipeline_from_definition
+from .masking import Masker
+from .model import GatePolicy, Pipeline, gate_policy, pipeline_from_definition
 from .times import format_time
 from .transitions import PENDING, TERMINAL, JobStatus, next_status
+
+FREE_TEXT = frozenset({"reason", "error", "changes", "parameters"})
+"""Event fields whose text comes from people or processes, masked by `PipelineRun.record`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,12 +155,23 @@ class PipelineRun(BaseAggregate[str]):
         self.suspended = False
         self.resumes = 0
         self.quarantined_tails = 0
+        # Each gate's policy as recorded when it first appeared: fixed for the run (ADR 0017).
+        self.started_gates: dict[str, Any] = {}
+        # Set by whoever records new events (the live secrets); never part of the state.
+        self.masker: Masker | None = None
         self._reset_jobs()
 
     @cached_property
     def pipeline(self) -> Pipeline:
-        """The pipeline definition in force (the first line's, or the last accepted change)."""
-        return pipeline_from_definition(self.definition)
+        """The pipeline definition in force (the first line's, or the last accepted change);
+        PipelineDefinitionError, naming the run, if it holds a value out of bounds."""
+        try:
+            return pipeline_from_definition(self.definition)
+        except PipelineDefinitionError as exc:
+            problems = "; ".join(exc.problems)
+            raise PipelineDefinitionError(f"run {self.id}", [
+                f"the recorded definition holds {problems}; this run cannot go on: start a "
+                "new run of a corrected file"]) from None
 
     @classmethod
     def start(cls, run_id: str, at: datetime, **fields: Any) -> PipelineRun:
@@ -168,7 +183,13 @@ class PipelineRun(BaseAggregate[str]):
         return cast("list[RecordedEvent]", list(self.collect_events()))
 
     def record(self, event_class: type[RunEvent], at: datetime, **fields: Any) -> None:
-        """Decide-and-apply one new event; it stays pending until collected for saving."""
+        """Decide-and-apply one new event; it stays pending until collected for saving. Free
+        text (reasons, errors, changes, parameters) is masked first: secrets are masked
+        wherever they arrive from (an approver's --reason, a job's error)."""
+        masker = self.masker
+        if masker is not None:
+            fields = {name: masker.document(value) if name in FREE_TEXT else value
+                      for name, value in fields.items()}
         self.trigger_event(event_class, timestamp=at, **fields)
 
     # ---- state changes -----------------------------------------------------------------
@@ -213,14 +234,27 @@ class PipelineRun(BaseAggregate[str]):
 
     def _reset_jobs(self) -> None:
         """Add a PENDING state for jobs of the definition that have none yet; a job a changed
-        definition moved to another stage is in that stage from now on."""
+        definition moved to another stage is in that stage from now on. A gate seen for the
+        first time keeps the policy it has now."""
         for name, spec in self.definition["jobs"].items():
+            if name not in self.started_gates and spec.get("gate") is not None:
+                self.started_gates[name] = spec["gate"]
             if name not in self.jobs:
                 self.jobs[name] = JobState(name=name, stage=spec["stage"])
             elif self.jobs[name].stage != spec["stage"]:
                 self.jobs[name] = replace(self.jobs[name], stage=spec["stage"])
 
     # ---- queries -----------------------------------------------------------------------
+
+    def gate_policy(self, name: str) -> GatePolicy | None:
+        """The policy gate `name` had when it first appeared in the run (None: no gate)."""
+        return gate_policy(self.started_gates.get(name))
+
+    @property
+    def gate_policies(self) -> dict[str, GatePolicy]:
+        """Every gate's fixed policy, by job name."""
+        return {name: policy for name in self.started_gates
+                if (policy := self.gate_policy(name)) is not None}
 
     @property
     def active_jobs(self) -> Mapping[str, JobState]:

@@ -3,6 +3,10 @@
     <state dir>/pipeline-runs/<run-id>.jsonl        the run's events (source of truth)
     <state dir>/pipeline-runs/<run-id>.lock         held by the process running it
     <state dir>/pipeline-runs/<run-id>/logs/<job>/attempt-<n>.log
+    <state dir>/pipeline-runs/<run-id>.seals.jsonl  seals (engine/seal.py)
+    <state dir>/pipeline-runs/<run-id>.jsonl.tail-<n>-<digest>   set-aside torn tails
+
+No run id can name another run's side file: see store.RESERVED_SEGMENTS and ADR 0016.
 
 The state dir defaults to `.pulsaride` beside the pipeline file.
 """
@@ -116,7 +120,12 @@ def _summary(path: Path, record: dict[str, Any]) -> RunSummary | None:
 
 
 def summary_of(record: dict[str, Any], run_id: str, where: str) -> RunSummary | None:
-    """The summary a run's parsed first line gives, None unless it starts run `run_id`."""
+    """The summary a run's parsed first line gives, None unless it starts run `run_id` (an
+    id no command accepts, such as one a side file's name gives, is no run either)."""
+    try:
+        check_run_id(run_id)
+    except RunIdError:
+        return None
     pipeline = record.get("pipeline")
     if record.get("event") != "RunStarted" or not isinstance(pipeline, dict):
         return None

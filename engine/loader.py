@@ -9,15 +9,23 @@ import difflib
 import hashlib
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pulsaride.schemas import load_schema
 
 from .checks import pipeline_problems
-from .errors import BadInputError, PipelineDefinitionError
-from .model import Pipeline, pipeline_from_definition
+from .errors import PipelineDefinitionError
+from .inputs import PIPELINE_FILE_BYTES, read_bounded
+from .model import (
+    BACKOFF_RANGE,
+    DURATION_LIMIT,
+    Pipeline,
+    duration_problem,
+    number_problem,
+    pipeline_from_definition,
+)
 from .yamlsafe import load_yaml
 
 if TYPE_CHECKING:
@@ -38,15 +46,8 @@ class PipelineFile:
 
 
 def load_pipeline_file(path: Path) -> PipelineFile:
-    """Read and validate the pipeline file at `path`."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise BadInputError(f"{path}: no such pipeline file") from None
-    except IsADirectoryError:
-        raise BadInputError(f"{path}: is a directory, not a pipeline file") from None
-    except OSError as exc:
-        raise BadInputError(f"{path}: cannot read: {exc.strerror}") from None
+    """Read (at most the size limit + 1 bytes) and validate the pipeline file at `path`."""
+    data = read_bounded(path, PIPELINE_FILE_BYTES, "pipeline file")
     pipeline = parse_pipeline(data, str(path))
     return PipelineFile(path=path.resolve(), sha256=hashlib.sha256(data).hexdigest(),
                         pipeline=pipeline, data=data)
@@ -63,7 +64,7 @@ def parse_pipeline(data: bytes, source: str) -> Pipeline:
     problems = schema_problems(document)
     if problems:
         raise PipelineDefinitionError(source, problems)
-    problems = _gate_key_problems(document)
+    problems = _gate_key_problems(document) + _bounds_problems(document)
     if problems:
         raise PipelineDefinitionError(source, problems)
     pipeline = _build(document)
@@ -154,14 +155,51 @@ def _gate_key_problems(document: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def _bounds_problems(document: Mapping[str, Any]) -> list[str]:
+    """Durations over the limit, and numbers that are not finite (YAML's .nan passes the
+    schema's minimum and maximum), by job and key."""
+    problems = []
+    for name, spec in document["jobs"].items():
+        retry = spec.get("retry") if isinstance(spec.get("retry"), dict) else {}
+        values = [("timeout", spec.get("timeout")), ("retry.delay", retry.get("delay")),
+                  ("expires_in", spec.get("expires_in"))]
+        for key, value in values:
+            problem = None if value is None else _duration_value_problem(value)
+            if problem is not None:
+                problems.append(f"job '{name}': {key}: {problem}")
+        backoff = retry.get("backoff")
+        if backoff is not None and (problem := number_problem(backoff, *BACKOFF_RANGE)):
+            problems.append(f"job '{name}': retry.backoff: {problem}")
+        for resource, amount in (spec.get("resources") or {}).items():
+            if (problem := number_problem(amount, 0.0, 1e12)) is not None:
+                problems.append(f"job '{name}': resources.{resource}: {problem}")
+    return problems
+
+
+def _duration_value_problem(value: float | str) -> str | None:
+    problem = duration_problem(_seconds(value))
+    if problem is not None and isinstance(value, str):  # the schema's pattern: never negative
+        return f"{value!r} is longer than the limit of {DURATION_LIMIT}"
+    return problem
+
+
 def _build(document: Mapping[str, Any]) -> Pipeline:
     """The Pipeline of a schema-valid document, defaults filled in and durations in seconds."""
-    return pipeline_from_definition({
+    pipeline = pipeline_from_definition({
         "version": "1.0",
         "stages": document["stages"],
         "variables": _variables(document.get("variables", {})),
         "jobs": {name: _job(spec, document) for name, spec in document["jobs"].items()},
     })
+    jobs = {name: replace(job, secret_variables=_declared(document["jobs"][name]))
+            for name, job in pipeline.jobs.items()}
+    return replace(pipeline, jobs=jobs, secret_variables=_declared(document))
+
+
+def _declared(spec: Mapping[str, Any]) -> frozenset[str]:
+    """Names of the variables of `spec` declared `{value: ..., secret: true}`."""
+    return frozenset(name for name, value in spec.get("variables", {}).items()
+                     if isinstance(value, dict) and value.get("secret") is True)
 
 
 def _job(spec: Mapping[str, Any], document: Mapping[str, Any]) -> dict[str, Any]:
@@ -200,6 +238,8 @@ def _seconds(value: float | str) -> float:
 
 def _variables(values: Mapping[str, Any]) -> dict[str, str]:
     def text(v: Any) -> str:
+        if isinstance(v, dict):  # {value: ..., secret: true}
+            return text(v["value"])
         if isinstance(v, bool):
             return "true" if v else "false"
         return str(v)

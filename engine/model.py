@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -10,6 +11,15 @@ from functools import cached_property
 from typing import Any
 
 import orjson
+
+from .errors import PipelineDefinitionError
+from .masking import mask_variables
+
+MAX_DURATION_SECONDS = 366 * 24 * 3600
+"""The longest timeout, retry delay or gate expiry a pipeline may give: 366 days. Anything
+longer is a typo, and overflows the clock arithmetic (a run that crashed on every resume)."""
+DURATION_LIMIT = f"366 days ({MAX_DURATION_SECONDS} s, 8784h)"
+BACKOFF_RANGE = (1.0, 10.0)
 
 
 class When(StrEnum):
@@ -61,8 +71,13 @@ class RetryPolicy:
     backoff: float = 1.0
 
     def delay_before(self, retry_number: int) -> float:
-        """Seconds to wait before retry number `retry_number` (1-based)."""
-        return self.delay * (self.backoff ** (retry_number - 1))
+        """Seconds to wait before retry number `retry_number` (1-based), at most
+        MAX_DURATION_SECONDS (a backoff of 10 over 100 retries would be 1e99 times the delay)."""
+        try:
+            delay = self.delay * (self.backoff ** (retry_number - 1))
+        except OverflowError:
+            delay = math.inf
+        return min(delay, float(MAX_DURATION_SECONDS))
 
 
 @dataclass(frozen=True)
@@ -78,6 +93,7 @@ class Job:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     timeout: float | None = None
     variables: Mapping[str, str] = field(default_factory=dict)
+    secret_variables: frozenset[str] = frozenset()  # declared `secret: true` in the file
     description: str = ""
     gate: GatePolicy | None = None  # set for manual jobs only
     resources: Mapping[str, float] = field(default_factory=dict)  # for distributed executors
@@ -91,6 +107,7 @@ class Pipeline:
     jobs: Mapping[str, Job]
     variables: Mapping[str, str] = field(default_factory=dict)
     version: str = "1.0"
+    secret_variables: frozenset[str] = frozenset()  # declared `secret: true` in the file
 
     def jobs_of(self, stage: str) -> tuple[Job, ...]:
         """The jobs of `stage`, in file order."""
@@ -119,6 +136,22 @@ class Pipeline:
                     placed[job.name] = job
                 pending = [j for j in pending if j.name not in placed]
         return tuple(placed.values())
+
+    def declared_secrets(self) -> list[str]:
+        """The values of the variables declared `secret: true` (pipeline and jobs)."""
+        values = [self.variables[n] for n in self.secret_variables if n in self.variables]
+        return values + [job.variables[n] for job in self.jobs.values()
+                         for n in job.secret_variables if n in job.variables]
+
+    def masked_definition(self) -> dict[str, Any]:
+        """`definition()` with the values of secret-looking and declared-secret variables
+        replaced by MASK: what a run records."""
+        definition = self.definition()
+        definition["variables"] = mask_variables(self.variables, self.secret_variables)
+        for name, spec in definition["jobs"].items():
+            job = self.jobs[name]
+            spec["variables"] = mask_variables(job.variables, job.secret_variables)
+        return definition
 
     def definition(self) -> dict[str, Any]:
         """The pipeline as a plain, JSON-ready mapping with every default filled in."""
@@ -153,8 +186,47 @@ def job_definition(job: Job) -> dict[str, Any]:
     }
 
 
+def duration_problem(seconds: Any) -> str | None:
+    """Why `seconds` cannot be a timeout, retry delay or gate expiry; None if it can."""
+    if type(seconds) not in (int, float) or not math.isfinite(seconds) or seconds < 0:
+        return f"{seconds!r} is not a number of seconds"
+    if seconds > MAX_DURATION_SECONDS:
+        return f"{seconds:g} s is longer than the limit of {DURATION_LIMIT}"
+    return None
+
+
+def number_problem(value: Any, low: float, high: float) -> str | None:
+    """Why `value` is not a finite number in [low, high]; None if it is."""
+    if type(value) not in (int, float) or not math.isfinite(value) or not low <= value <= high:
+        return f"{value!r} is not a number from {low:g} to {high:g}"
+    return None
+
+
+def definition_bounds_problems(definition: Mapping[str, Any]) -> list[str]:
+    """Every duration or number of a (recorded) definition outside its bounds, by job and key:
+    a run file written before the bounds existed, or edited, may hold one."""
+    problems = []
+    for name, spec in definition["jobs"].items():
+        retry = spec.get("retry") or {}
+        gate = spec.get("gate") or {}
+        checks = [("timeout", spec.get("timeout"), duration_problem),
+                  ("retry.delay", retry.get("delay", 0.0), duration_problem),
+                  ("retry.backoff", retry.get("backoff", 1.0),
+                   lambda v: number_problem(v, *BACKOFF_RANGE)),
+                  ("expires_in", gate.get("expires_in"), duration_problem)]
+        checks += [(f"resources.{k}", v, lambda v: number_problem(v, 0.0, 1e12))
+                   for k, v in (spec.get("resources") or {}).items()]
+        problems += [f"job '{name}': {key}: {problem}" for key, value, check in checks
+                     if value is not None and (problem := check(value)) is not None]
+    return problems
+
+
 def pipeline_from_definition(definition: Mapping[str, Any]) -> Pipeline:
-    """Rebuild a Pipeline from `Pipeline.definition()` output (as recorded in a run file)."""
+    """Rebuild a Pipeline from `Pipeline.definition()` output (as recorded in a run file);
+    PipelineDefinitionError if a duration or number is out of bounds."""
+    problems = definition_bounds_problems(definition)
+    if problems:
+        raise PipelineDefinitionError("the recorded definition", problems)
     jobs = {}
     for name, spec in definition["jobs"].items():
         retry = spec.get("retry") or {}
@@ -173,7 +245,7 @@ def pipeline_from_definition(definition: Mapping[str, Any]) -> Pipeline:
             timeout=spec.get("timeout"),
             variables=dict(spec.get("variables", {})),
             description=spec.get("description", ""),
-            gate=_gate(spec.get("gate")),
+            gate=gate_policy(spec.get("gate")),
             resources={k: float(v) for k, v in (spec.get("resources") or {}).items()},
         )
     return Pipeline(
@@ -184,7 +256,8 @@ def pipeline_from_definition(definition: Mapping[str, Any]) -> Pipeline:
     )
 
 
-def _gate(spec: Mapping[str, Any] | None) -> GatePolicy | None:
+def gate_policy(spec: Mapping[str, Any] | None) -> GatePolicy | None:
+    """The GatePolicy of a recorded job's `gate` mapping (None: not a manual job)."""
     if spec is None:
         return None
     return GatePolicy(

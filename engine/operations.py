@@ -10,6 +10,7 @@ import getpass
 import hashlib
 import os
 import socket
+import stat
 from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from .errors import (
     ExecutorError,
     GateError,
     PipelineChangedError,
+    PulsarideError,
     RunFileError,
     RunLockedError,
 )
@@ -41,16 +43,17 @@ from .events import (
     TailQuarantined,
 )
 from .executor import Executor, LocalExecutor
+from .gates import decision_refusal, policy_changes
 from .layout import DEFAULT_STATE_DIR, StateDir
 from .loader import PipelineFile, load_pipeline_file
-from .masking import YAML_MASK, Masker, mask_variables, secret_values
+from .masking import YAML_MASK, Masker, secret_values
 from .model import Pipeline, When, definition_digest
 from .replay import quarantine_tail, replay
 from .runner import Clock, JobEnvironment, NullObserver, Runner, RunObserver, RunResult
 from .runstore import POSTGRES_SCHEMES, RunLog, RunOwnership, RunStore, open_store, safe_url
 from .seal import Seal, append_seal, seals_path, sign
 from .store import RunFile, RunLock, Tail, check_run_id
-from .times import format_time, parse_time
+from .times import format_time
 from .transitions import DONE, REQUEUEABLE, RUNNING, WAITING
 
 ExecutorFactory = Callable[[Masker, RunObserver, RunOwnership], Executor]
@@ -151,9 +154,10 @@ def _start(request: RunRequest, services: Services, pipeline_file: PipelineFile,
         run = PipelineRun.start(
             run_id, now,
             pipeline=_recorded_pipeline(pipeline_file, masker, state, run_id, "pipeline.yml"),
-            parameters=_parameters(request, state),
+            parameters=masker.document(_parameters(request, state)),
             started_by=who.user, host=who.host, pid=who.pid, tool_version=tool_version(),
         )
+        run.masker = masker
         if leftover is not None:
             run.record(TailQuarantined, now, **leftover)
         with run_file.locked():
@@ -190,9 +194,12 @@ def resume_run(request: RunRequest, services: Services, run_id: str, *,
         masker = _masker(pipeline_file.pipeline)
         with run_file.locked():
             run = replay(run_file)
+            run.masker = masker
             now = services.clock()
-            quarantine_tail(run_file, run, now)
+            # Checked before anything is written or moved: a refused resume leaves the run as
+            # it found it (a torn tail included).
             changes = _check_unchanged(run, pipeline_file, masker, allow_changed)
+            quarantine_tail(run_file, run, now)
             succeeded = run.outcome == "succeeded" and changes is None
             # A gate rejected while the run was still going (suspended with --no-wait, or its
             # runner died) stays rejected: the resumed run then ends `rejected`. Resuming a run
@@ -234,24 +241,36 @@ def decide_gate(pipeline_path: Path, *, state_dir: Path | None, run_id: str | No
                 store: str | None = None) -> tuple[PipelineRun, JobState]:
     """Record an approval or rejection of a waiting manual job; return the run and the job."""
     state = StateDir.for_pipeline(pipeline_path, state_dir)
+    live = _live_pipeline(pipeline_path)
     with closing(open_store(store, state)) as runs:
         run_id = check_run_id(run_id) if run_id is not None else runs.latest_run(pipeline_path)
         run_file = runs.open(run_id, writable=True)
         return _decide_gate(state, run_file, job, approve=approve, reason=reason,
-                            services=services)
+                            services=services, live=live)
+
+
+def _live_pipeline(path: Path) -> Pipeline | None:
+    """The pipeline file as it is now, for the secrets its variables hold; None if it cannot
+    be read (an approver on another machine of a shared store may not have it)."""
+    try:
+        return load_pipeline_file(path).pipeline
+    except PulsarideError:
+        return None
 
 
 def _decide_gate(state: StateDir, run_file: RunLog, job: str, *, approve: bool, reason: str,
-                 services: Services) -> tuple[PipelineRun, JobState]:
+                 services: Services, live: Pipeline | None) -> tuple[PipelineRun, JobState]:
     who = services.who()
     try:
         with run_file.locked():
             run = replay(run_file)
+            # An approver may paste a secret into --reason: mask with the live values (the
+            # run's recorded definition holds them masked already, so it cannot tell).
+            run.masker = _masker(live)
             now = services.clock()
             quarantine_tail(run_file, run, now)
             current = _waiting_gate(run, job)
             refusal = _gate_refusal(run, job, current, who.user, now)
-            reason = _masker(run.pipeline).text(reason)  # an approver may paste a secret
             fields = {"job": job, "stage": current.stage, "attempt": current.attempt,
                       "by": who.user, "host": who.host}
             if refusal is not None:
@@ -311,11 +330,9 @@ def _state_for(pipeline_path: Path | None, state_dir: Path | None) -> StateDir:
 
 def _gate_refusal(run: PipelineRun, name: str, job: JobState, who: str,
                   now: datetime) -> str | None:
-    """Why the gate's policy refuses `who` now, or None."""
-    if job.expires_at is not None and parse_time(job.expires_at) <= now:
-        return f"the approval window closed at {job.expires_at}"
-    gate = run.pipeline.jobs[name].gate
-    return gate.refusal(who, run.started_by) if gate is not None else None
+    """Why the gate's policy, as fixed when the run started, refuses `who` now, or None."""
+    return decision_refusal(run.gate_policy(name), who=who, started_by=run.started_by, at=now,
+                            expires_at=job.expires_at)
 
 
 @dataclass(frozen=True)
@@ -415,18 +432,19 @@ def _local_executor(masker: Masker, observer: RunObserver, lock: RunOwnership) -
     return LocalExecutor(masker, on_output=observer.job_output, inherit_fds=lock.inherit_fds)
 
 
-def _masker(pipeline: Pipeline) -> Masker:
+def _masker(pipeline: Pipeline | None) -> Masker:
+    """A masker built from the live values: the environment pt runs in and the pipeline file
+    as loaded (never a run's recorded definition: its secrets are masked already)."""
+    if pipeline is None:
+        return Masker(secret_values(dict(os.environ)))
     job_variables = [job.variables for job in pipeline.jobs.values()]
-    return Masker(secret_values(dict(os.environ), pipeline.variables, *job_variables))
+    return Masker(secret_values(dict(os.environ), pipeline.variables, *job_variables,
+                                declared=pipeline.declared_secrets()))
 
 
 def _recorded_definition(pipeline_file: PipelineFile, masker: Masker) -> dict[str, Any]:
-    """The parsed definition as a run records it: secret-looking variables masked."""
-    definition = pipeline_file.pipeline.definition()
-    definition["variables"] = mask_variables(definition["variables"])
-    for spec in definition["jobs"].values():
-        spec["variables"] = mask_variables(spec["variables"])
-    masked: dict[str, Any] = masker.document(definition)
+    """The parsed definition as a run records it: secret variables and values masked."""
+    masked: dict[str, Any] = masker.document(pipeline_file.pipeline.masked_definition())
     return masked
 
 
@@ -454,9 +472,16 @@ def _parameters(request: RunRequest, state: StateDir) -> dict[str, Any]:
 
 def _check_unchanged(run: PipelineRun, pipeline_file: PipelineFile, masker: Masker,
                      allow_changed: bool) -> list[str] | None:
-    """None if the file is the one the run uses; else the changes (if allowed)."""
+    """None if the file is the one the run uses; else the changes (if allowed). A change to
+    the policy of a gate that has not run is never allowed (ADR 0017)."""
     if pipeline_file.sha256 == run.pipeline_sha256:
         return None
+    done = {name for name, job in run.jobs.items() if job.status is DONE}
+    gates = policy_changes(run.gate_policies, pipeline_file.pipeline, done)
+    if gates:
+        raise PipelineChangedError(
+            f"{pipeline_file.path}: {'; '.join(gates)} since run {run.id} started; a gate's "
+            "policy is fixed when its run starts (start a new run to use the new one)")
     new = _recorded_definition(pipeline_file, masker)
     changes = definition_changes(run.definition, new)
     if new != run.definition and not allow_changed:
@@ -524,6 +549,8 @@ def import_jsonl(path: Path, store: str) -> tuple[str, int]:
     if not store.startswith(POSTGRES_SCHEMES):
         raise BadInputError("import needs a shared store: --store postgresql://...")
     run_id = check_run_id(path.name.removesuffix(".jsonl"))
+    if not stat.S_ISREG(path.stat().st_mode):
+        raise BadInputError(f"{path}: not a regular file; give a run's .jsonl file")
     if RunLock.is_held(path.with_name(f"{run_id}.lock")):
         raise RunLockedError(f"run {run_id} is active; import it once its runner stopped")
     run_file = RunFile.open(path, run_id)

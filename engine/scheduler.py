@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from .aggregate import JobState
@@ -28,7 +28,8 @@ from .events import (
     RunEvent,
     RunFinished,
 )
-from .model import GatePolicy, Job, OnExpiry, Pipeline, When
+from .gates import expected_expiry
+from .model import Job, OnExpiry, Pipeline, When
 from .times import format_time, parse_time
 from .transitions import (
     APPROVED,
@@ -104,7 +105,7 @@ def _next_step(job: Job, state: JobState, status: Mapping[str, JobStatus],
         if job.when is When.MANUAL:
             if ready:
                 return _job_intent(JobAwaitingApproval, state,
-                                   expires_at=_expiry(job.gate, now))
+                                   expires_at=expected_expiry(job.gate, now))
             return None
         return _start(state, started_at) if ready else None
     if state.status is WAITING:
@@ -116,12 +117,6 @@ def _next_step(job: Job, state: JobState, status: Mapping[str, JobStatus],
     if state.status is RETRYING and due and ready:
         return _start(state, started_at)
     return None
-
-
-def _expiry(gate: GatePolicy | None, now: datetime) -> str | None:
-    if gate is None or gate.expires_in is None:
-        return None
-    return format_time(now + timedelta(seconds=gate.expires_in))
 
 
 def _expired(job: Job, state: JobState, now: datetime) -> Intent | None:

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from .errors import BadInputError
+from .inputs import KEY_FILE_BYTES, SEALS_FILE_BYTES, read_bounded
 
 ALGORITHM = "ed25519"
 _DOMAIN = b"pulsaride-seal/1\n"
@@ -77,10 +78,7 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
 
 
 def _load(path: Path, *, private: bool) -> Any:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise BadInputError(f"{path}: cannot read key: {exc.strerror}") from None
+    data = read_bounded(path, KEY_FILE_BYTES, "key file")
     with contextlib.suppress(ValueError, TypeError, UnsupportedAlgorithm):
         return serialization.load_pem_private_key(data, None)
     if not private:
@@ -128,15 +126,20 @@ def read_seals(path: Path) -> tuple[list[Seal], list[str]]:
     """The seals in `path` and a message for each line that is not a well-formed seal."""
     seals: list[Seal] = []
     problems: list[str] = []
-    with contextlib.suppress(FileNotFoundError):
-        for number, line in enumerate(path.read_bytes().splitlines(), start=1):
-            try:
-                seal = Seal(**orjson.loads(line))
-                _check_types(seal)
-            except (orjson.JSONDecodeError, TypeError) as exc:
-                problems.append(f"{path.name} line {number}: not a seal ({exc})")
-            else:
-                seals.append(seal)
+    if not path.exists():
+        return seals, problems
+    try:
+        data = read_bounded(path, SEALS_FILE_BYTES, "seals file")
+    except BadInputError as exc:
+        return seals, [str(exc)]
+    for number, line in enumerate(data.splitlines(), start=1):
+        try:
+            seal = Seal(**orjson.loads(line))
+            _check_types(seal)
+        except (orjson.JSONDecodeError, TypeError) as exc:
+            problems.append(f"{path.name} line {number}: not a seal ({exc})")
+        else:
+            seals.append(seal)
     return seals, problems
 
 

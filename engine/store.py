@@ -33,6 +33,11 @@ RUNS_FOLDER = "pipeline-runs"
 RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*\.?$"
 RUN_ID_MAX = 64
 _RUN_ID = re.compile(RUN_ID_PATTERN)
+RESERVED_SEGMENTS = frozenset({"jsonl", "lock", "seals"})
+"""Words no dot-separated part of a run id after the first may be (in any case), because the
+store names a run's side files by adding them to the id: `<id>.jsonl`, `<id>.lock`,
+`<id>.seals.jsonl`, `<id>.jsonl.tail-<n>-<digest>`, and the folder `<id>/`. Without them no
+id's file or folder can be another id's side file (ADR 0016)."""
 _READ_CHUNK = 8 * 1024 * 1024
 
 
@@ -51,11 +56,17 @@ def chained_lines(events: Sequence[RunEvent | RunStarted], seq: int, head: str,
 
 
 def check_run_id(run_id: str) -> str:
-    """Return `run_id` if it is a safe file-name-like id; raise RunIdError otherwise."""
+    """Return `run_id` if it is a safe file-name-like id that names no other run's side file;
+    raise RunIdError otherwise."""
     if len(run_id) > RUN_ID_MAX or not _RUN_ID.match(run_id):
         raise RunIdError(
             f"invalid run id {run_id!r}: use 1-64 letters, digits, '_', '.', '-' "
             "(no path separators, no '..')")
+    reserved = [part for part in run_id.split(".")[1:] if part.lower() in RESERVED_SEGMENTS]
+    if reserved:
+        raise RunIdError(
+            f"invalid run id {run_id!r}: '.{reserved[0]}' is reserved for the store's own "
+            "files (<id>.jsonl, <id>.lock, <id>.seals.jsonl, <id>.jsonl.tail-*)")
     return run_id
 
 

@@ -153,6 +153,9 @@ class _Compiler:
         if key == "minimum":
             number = _TYPES["number"]
             return lambda v: not number(v) or v >= value
+        if key == "maximum":
+            number = _TYPES["number"]
+            return lambda v: not number(v) or v <= value
         if key == "exclusiveMinimum":
             number = _TYPES["number"]
             return lambda v: not number(v) or v > value

@@ -19,11 +19,19 @@ from eventsourcing.domain import OriginatorIDError, OriginatorVersionError
 
 from pulsaride.engine.aggregate import PipelineRun
 from pulsaride.engine.errors import PulsarideError
+from pulsaride.engine.events import (
+    JobApproved,
+    JobAwaitingApproval,
+    JobRejected,
+    RunEvent,
+    RunStarted,
+)
 from pulsaride.engine.evidence import RunEvidence as Evidence
+from pulsaride.engine.gates import decision_refusal, expected_expiry
 from pulsaride.engine.lines import GENESIS, LineError, decode
 from pulsaride.engine.loader import parse_pipeline
-from pulsaride.engine.masking import MASK, mask_variables
-from pulsaride.engine.model import definition_digest
+from pulsaride.engine.masking import MASK
+from pulsaride.engine.model import definition_bounds_problems, definition_digest
 from pulsaride.engine.seal import Seal, key_id, signature_valid
 from pulsaride.schemas import load_schema
 
@@ -218,12 +226,36 @@ class _Replay:
                 assert isinstance(run, PipelineRun)
                 self.run = run
             else:
+                self._check_gate(event, number)
                 event.mutate(self.run)
         except (OriginatorIDError, OriginatorVersionError):
             self._refuse(number, "out of sequence for the run's aggregate")
         except (LineError, PulsarideError, AssertionError, TypeError, ValueError, KeyError,
                 AttributeError) as exc:
             self._refuse(number, str(exc) or type(exc).__name__)
+
+    def _check_gate(self, event: RunEvent | RunStarted, number: int) -> None:
+        """A decision, or the start of a gate's wait, against the gate's policy as recorded
+        when it first appeared (ADR 0017); the run's state is the one before this line."""
+        run = self.run
+        assert run is not None
+        if isinstance(event, JobAwaitingApproval):
+            expected = expected_expiry(run.gate_policy(event.job), event.timestamp)
+            if event.expires_at != expected:
+                self._report.findings.append(Finding(
+                    "gate", f"gate '{event.job}' waits until {event.expires_at or 'no time'}, "
+                            f"but its policy gives {expected or 'no time'} (expires_in as "
+                            "recorded at the start)", number))
+        elif isinstance(event, JobApproved | JobRejected):
+            state = run.jobs.get(event.job)
+            refusal = decision_refusal(
+                run.gate_policy(event.job), who=event.by, started_by=run.started_by,
+                at=event.timestamp, expires_at=state.expires_at if state else None)
+            if refusal is not None:
+                verb = "approval" if isinstance(event, JobApproved) else "rejection"
+                self._report.findings.append(Finding(
+                    "gate", f"the {verb} of gate '{event.job}' by {event.by} breaks the policy "
+                            f"recorded when the run started: {refusal}", number))
 
     def _refuse(self, number: int, why: str) -> None:
         self._broken = True
@@ -258,6 +290,7 @@ def _pipeline_problems(evidence: Evidence, pipeline: dict[str, Any]) -> Iterator
         return
     if definition_digest(definition) != pipeline.get("definition_sha256"):
         yield "the recorded definition does not hash to its recorded definition_sha256"
+    yield from _bounds_findings(definition)
     copy = evidence.artifact(str(pipeline.get("copy", "")))
     if copy is None:
         yield f"the copy of the pipeline file as run ({pipeline.get('copy')}) is missing"
@@ -266,19 +299,22 @@ def _pipeline_problems(evidence: Evidence, pipeline: dict[str, Any]) -> Iterator
         yield f"the copy of the pipeline file ({pipeline.get('copy')}) was changed"
         return
     try:
-        parsed = parse_pipeline(copy, str(pipeline.get("copy"))).definition()
+        parsed = parse_pipeline(copy, str(pipeline.get("copy"))).masked_definition()
     except PulsarideError as exc:
         yield f"the pipeline file as run no longer parses: {exc}"
         return
-    if not _same_definition(_masked(parsed), definition):
+    if not _same_definition(parsed, definition):
         yield "the recorded definition differs from the pipeline file as run"
 
 
-def _masked(definition: dict[str, Any]) -> dict[str, Any]:
-    definition["variables"] = mask_variables(definition["variables"])
-    for spec in definition["jobs"].values():
-        spec["variables"] = mask_variables(spec["variables"])
-    return definition
+def _bounds_findings(definition: dict[str, Any]) -> Iterator[str]:
+    """Durations no run may hold (written before the bounds existed, or edited in)."""
+    try:
+        problems = definition_bounds_problems(definition)
+    except (AttributeError, TypeError, KeyError):
+        return  # a malformed definition: the schema check names it
+    for problem in problems:
+        yield f"the recorded definition is out of bounds: {problem}"
 
 
 def _same_definition(parsed: Any, recorded: Any) -> bool:
@@ -336,19 +372,18 @@ def _check_side_file(evidence: Evidence, name: str, digest: Any, number: int,
 
 def _check_seals(evidence: Evidence, digests: list[str], report: VerifyReport,
                  public_key: Ed25519PublicKey | None) -> None:
+    """Every seal's head against the chain (no key needed), then, given the key, the
+    signatures of the seals made with it."""
     for problem in evidence.seal_problems:
         report.findings.append(Finding("seal", problem))
+    holding = [seal for seal in evidence.seals
+               if _head_holds(seal, evidence.run_id, digests, report)]
     if public_key is None:
-        if evidence.seals:
-            report.notes.append(f"{len(evidence.seals)} seal(s) present, not checked "
-                                "(give --pubkey to check them)")
-        else:
-            report.notes.append("no seal: truncating the end of the file or rewriting the "
-                                "whole chain would not be detected (see ADR 0006)")
+        _note_unsigned(evidence, holding, report)
         return
     wanted = key_id(public_key)
-    valid = [seal for seal in evidence.seals if seal.key_id == wanted
-             and _seal_holds(seal, evidence.run_id, digests, public_key, report)]
+    valid = [seal for seal in holding if seal.key_id == wanted
+             and _signature_holds(seal, public_key, report)]
     if not valid:
         report.findings.append(Finding("seal", f"no valid seal by key {wanted}"))
         return
@@ -358,12 +393,17 @@ def _check_seals(evidence: Evidence, digests: list[str], report: VerifyReport,
                             "after the last seal and are not covered by it")
 
 
-def _seal_holds(seal: Seal, run_id: str, digests: list[str], public_key: Ed25519PublicKey,
-                report: VerifyReport) -> bool:
-    if not signature_valid(seal, public_key):
-        report.findings.append(Finding("seal", f"the seal of line {seal.seq} has an invalid "
-                                               "signature"))
-        return False
+def _note_unsigned(evidence: Evidence, holding: list[Seal], report: VerifyReport) -> None:
+    if not evidence.seals:
+        report.notes.append("no seal: truncating the end of the file or rewriting the "
+                            "whole chain would not be detected (see ADR 0006)")
+    elif len(holding) == len(evidence.seals):
+        report.notes.append(f"{len(evidence.seals)} seal(s) present, their heads match the "
+                            "chain; signatures not checked (give --pubkey to check them)")
+
+
+def _head_holds(seal: Seal, run_id: str, digests: list[str], report: VerifyReport) -> bool:
+    """True if the line the seal names is there and is the line that was sealed."""
     if seal.run_id != run_id:
         report.findings.append(Finding("seal", f"a seal of run {seal.run_id} is filed here"))
         return False
@@ -376,5 +416,13 @@ def _seal_holds(seal: Seal, run_id: str, digests: list[str], public_key: Ed25519
         report.findings.append(Finding(
             "seal", f"line {seal.seq} is not the line that was sealed: the chain up to it was "
                     "rewritten", seal.seq))
+        return False
+    return True
+
+
+def _signature_holds(seal: Seal, public_key: Ed25519PublicKey, report: VerifyReport) -> bool:
+    if not signature_valid(seal, public_key):
+        report.findings.append(Finding("seal", f"the seal of line {seal.seq} has an invalid "
+                                               "signature"))
         return False
     return True

@@ -466,8 +466,8 @@ def test_a_run_sealed_at_every_checkpoint_verifies_with_the_public_key(runs: Run
     assert document["sealed_up_to"] == len(lines)
     unchecked = verify(runs, run_id=SEALED)
     assert unchecked["sealed_up_to"] is None
-    assert f"{len(checkpoints)} seal(s) present, not checked (give --pubkey to check them)" in \
-        unchecked["notes"]
+    assert (f"{len(checkpoints)} seal(s) present, their heads match the chain; signatures not "
+            "checked (give --pubkey to check them)") in unchecked["notes"]
     text = ok(run_pt("pipeline", "verify", "--state-dir", ".pulsaride", "--run-id", SEALED,
                      "--pubkey", str(runs.pubkey), cwd=runs.folder))
     assert f"sealed up to line {len(lines)}" in text.stdout
@@ -492,24 +492,49 @@ def test_an_edited_last_line_fails_with_the_seal(runs: Runs) -> None:
     assert "is not the line that was sealed" in document["findings"][0]["message"]
 
 
-def test_a_consistently_rewritten_chain_passes_without_the_key_and_fails_with_it(
-        runs: Runs) -> None:
+def test_a_consistently_rewritten_chain_fails_without_the_key_and_with_it(runs: Runs) -> None:
     path = run_path(runs, SEALED)
     lines = read_lines(path)
     k = index_of(lines, event="JobApproved")
     forged = rechain([*lines[:k], edit_field(lines[k], by="mallory"), *lines[k + 1:]], k)
     assert forged[:k] == lines[:k] and forged[k + 1:] != lines[k + 1:]
     write_lines(path, forged)
-
-    unchecked = verify(runs, run_id=SEALED)  # ADR 0006: the chain alone cannot tell
-    assert unchecked["verdict"] == "verified"
-
-    document = verify(runs, "--pubkey", str(runs.pubkey), run_id=SEALED)
     broken = [seal["seq"] for seal in seals(runs) if seal["seq"] > k]
-    assert first(document) == ("seal", broken[0])
-    assert [f["line"] for f in document["findings"]] == broken
-    assert all(f["check"] == "seal" and "the chain up to it was rewritten" in f["message"]
-               for f in document["findings"])
+    for args in ((), ("--pubkey", str(runs.pubkey))):  # the heads need no key (item 7)
+        document = verify(runs, *args, run_id=SEALED)
+        assert first(document) == ("seal", broken[0])
+        assert [f["line"] for f in document["findings"]] == broken
+        assert all(f["check"] == "seal" and "the chain up to it was rewritten" in f["message"]
+                   for f in document["findings"])
+
+
+def _rewritten(lines: list[bytes]) -> list[bytes]:
+    k = index_of(lines, event="JobApproved")
+    return rechain([*lines[:k], edit_field(lines[k], by="mallory"), *lines[k + 1:]], k)
+
+
+@pytest.mark.parametrize(("damage", "check_line"), [
+    ("rewritten chain", lambda lines: index_of(lines, event="JobApproved") + 2),
+    ("cut tail", lambda lines: len(lines) - 1),
+    ("edited last line", len),
+], ids=["rewritten-chain", "cut-tail", "edited-last-line"])
+def test_a_seal_whose_head_no_longer_matches_is_found_without_the_key(
+        runs: Runs, damage: str, check_line: Any) -> None:
+    """Issue 12 item 7: only the signature needs the public key; a seal whose line is gone or
+    whose digest differs is a finding without --pubkey (it was a note, exit 0)."""
+    path = run_path(runs, SEALED)
+    lines = read_lines(path)
+    damaged = {"rewritten chain": _rewritten(lines), "cut tail": lines[:-2],
+               "edited last line": [*lines[:-1], edit_field(lines[-1], reason="forged")]}
+    write_lines(path, damaged[damage])
+    document = verify(runs, run_id=SEALED)
+    check, line = first(document)
+    assert check == "seal", document["findings"]
+    assert line == check_line(lines), (damage, document["findings"])
+    assert document["sealed_up_to"] is None
+    text = run_pt("pipeline", "verify", "--state-dir", ".pulsaride", "--run-id", SEALED,
+                  cwd=runs.folder)
+    assert text.returncode == 1 and "FAILED verification" in text.stdout
 
 
 def test_a_cut_back_to_an_earlier_seal_with_the_later_seals_dropped_is_not_detected(

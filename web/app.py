@@ -20,7 +20,8 @@ from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from pulsaride.engine.errors import PulsarideError, RunIdError
@@ -31,8 +32,10 @@ from pulsaride.projections.queries import history_rows, run_document
 
 from .health import HealthSource
 from .openapi import openapi_document
+from .security import Guard, GuardMiddleware
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
+STATIC = Path(__file__).with_name("static")
 LOG_TAIL_BYTES = 16 * 1024
 EVENT_POLL_SECONDS = 0.5
 HEARTBEAT_SECONDS = 15.0
@@ -45,13 +48,15 @@ class DashboardConfig:
 
     state: StateDir
     health: HealthSource | None = None
+    # Who is answered (Host names, token); the default answers loopback names only.
+    guard: Guard = field(default_factory=lambda: Guard.for_binding("127.0.0.1", 0))
     # True once the server is asked to stop: open event streams then end, so that Ctrl-C
     # does not wait for every browser tab to close.
     stopping: Callable[[], bool] = field(default=lambda: False)
 
 
 def create_app(config: DashboardConfig) -> Starlette:
-    """The ASGI application."""
+    """The ASGI application (see web/security.py for who it answers)."""
     app = Starlette(routes=[
         Route("/", _page(config, _runs_page)),
         Route("/runs/{run_id}", _page(config, _run_page)),
@@ -65,7 +70,10 @@ def create_app(config: DashboardConfig) -> Starlette:
         Route("/api/health", _page(config, _api_health)),
         Route("/api/health/cutover", _page(config, _api_cutover)),
         Route("/openapi.json", lambda _r: JSONResponse(openapi_document())),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ], middleware=[
+        # Outermost: refusals (foreign Host, no token) get the security headers too.
+        Middleware(GuardMiddleware, guard=config.guard),
         # A 1000-job page is about 800 kB of HTML and SVG, 51 kB compressed at level 1: it
         # matters to a viewer on another machine. Event streams are never compressed (the
         # middleware leaves text/event-stream alone).

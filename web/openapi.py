@@ -13,6 +13,7 @@ _ERROR = {"description": "Error", "content": {"text/plain": {"schema": {"type": 
 def openapi_document() -> dict[str, Any]:
     """OpenAPI 3.0 description of /api/*."""
     run_id = {"name": "run_id", "in": "path", "required": True,
+              "description": "No part after a dot may be jsonl, lock or seals (any case).",
               "schema": {"type": "string", "pattern": RUN_ID_PATTERN,
                          "maxLength": RUN_ID_MAX}}
     return {

@@ -211,9 +211,9 @@ def examples(default: int) -> int:
 @st.composite
 def changed_pipelines(draw: st.DrawFn, spec: PipelineSpec) -> tuple[PipelineSpec, Outcomes]:
     """`spec` edited as an operator might between a crash and `resume --allow-changed`:
-    commands and retries changed, maybe a job nothing needs removed, maybe a job moved to
-    another (allowed) stage, maybe the last stage renamed, up to two jobs added (needing
-    existing jobs of the same or earlier stages); with outcomes for the new jobs."""
+    commands and retries changed, maybe a job nothing needs (and not a gate) removed, maybe a
+    job moved to another (allowed) stage, maybe the last stage renamed, up to two jobs added
+    (needing existing jobs of the same or earlier stages); with outcomes for the new jobs."""
     jobs = list(spec.jobs)
     for index, job in enumerate(jobs):
         if draw(st.booleans()):
@@ -221,7 +221,9 @@ def changed_pipelines(draw: st.DrawFn, spec: PipelineSpec) -> tuple[PipelineSpec
             jobs[index] = replace(job, command=f"{job.command} # changed", retry=retry,
                                   retry_delay=job.retry_delay if retry else 0.0)
     needed = {need for job in jobs for need in job.needs}
-    leaves = [job.name for job in jobs if job.name not in needed]
+    # A gate stays a gate until it has run (its policy is fixed when the run starts, ADR
+    # 0017): only jobs that are not manual are ever removed.
+    leaves = [job.name for job in jobs if job.name not in needed and job.when != "manual"]
     if len(jobs) > 1 and leaves and draw(st.booleans()):
         gone = draw(st.sampled_from(leaves))
         jobs = [job for job in jobs if job.name != gone]

@@ -93,7 +93,7 @@ def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 30) ->
 class Server:
     """One `pt serve` process on a free loopback port."""
 
-    def __init__(self, args: list[str], cwd: Path, log: Path) -> None:
+    def __init__(self, args: list[str], cwd: Path, log: Path, token: str | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
@@ -101,7 +101,9 @@ class Server:
         self.process = subprocess.Popen(
             [PT, "serve", "--port", str(self.port), *args], cwd=cwd, env=clean_env(),
             stdout=self._log_handle, stderr=subprocess.STDOUT)
-        self.client = httpx.Client(base_url=self.url, timeout=30)
+        # With a token, the client sends it; a browser opens a page once with ?token=.
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.client = httpx.Client(base_url=self.url, timeout=30, headers=headers)
         wait_until(self._answers, f"pt serve {' '.join(args)} to answer", START_TIMEOUT)
 
     def _answers(self) -> bool:
@@ -161,8 +163,9 @@ def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Se
     servers: list[Server] = []
     logs = tmp_path_factory.mktemp("serve-logs")
 
-    def start(*args: str | Path, cwd: Path | None = None) -> Server:
-        server = Server([str(a) for a in args], cwd or logs, logs / f"serve-{len(servers)}.log")
+    def start(*args: str | Path, cwd: Path | None = None, token: str | None = None) -> Server:
+        server = Server([str(a) for a in args], cwd or logs, logs / f"serve-{len(servers)}.log",
+                        token)
         servers.append(server)
         return server
 
@@ -198,11 +201,17 @@ def page(browser: Browser) -> Iterator[Page]:
     tab = context.new_page()
     errors: list[str] = []
     tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    # The server's Content-Security-Policy allows no inline script or style: Chromium reports
+    # anything it blocks on the console ("Refused to ... Content Security Policy").
+    violations: list[str] = []
+    tab.on("console", lambda message: violations.append(message.text)
+           if "Content Security Policy" in message.text else None)
     try:
         yield tab
     finally:
         context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
+    assert not violations, f"Content-Security-Policy violations on the page: {violations}"
 
 
 def screenshot(tab: Page, name: str) -> Path:

@@ -290,11 +290,15 @@ def test_a_non_loopback_host_needs_allow_remote(host: str, tmp_path: Path) -> No
     assert "Traceback" not in result.stderr
 
 
-def test_allow_remote_serves_with_a_warning(serve: Any, damaged: Damaged) -> None:
-    server: Server = serve("--host", "0.0.0.0", "--allow-remote", "--state-dir", damaged.state)
+def test_allow_remote_serves_with_a_warning(serve: Any, damaged: Damaged,
+                                           tmp_path: Path) -> None:
+    token = "remote-token-0123456789abcdef"
+    (tmp_path / "token").write_text(token)
+    server: Server = serve("--host", "0.0.0.0", "--allow-remote", "--state-dir", damaged.state,
+                           "--token-file", tmp_path / "token", token=token)
     assert server.json("/api/runs/ok-1")["state"] == "succeeded"
     assert "warning: serving on 0.0.0.0" in server.output()
-    assert "anyone who can reach it sees the runs" in server.output()
+    assert "anyone who can reach it and has the token sees the runs" in server.output()
     server.stop()
 
 
