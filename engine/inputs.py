@@ -13,6 +13,10 @@ from .errors import BadInputError
 
 PIPELINE_FILE_BYTES = 1024 * 1024
 """A pipeline file (the same limit as the YAML reader's own)."""
+TRANSFORM_FILE_BYTES = PIPELINE_FILE_BYTES
+"""A transform file (the YAML reader's limit too)."""
+SCHEMA_FILE_BYTES = 256 * 1024 * 1024
+"""A .sql schema file pt applies (a scaffolded schema of 10,000 tables is some 20 MB)."""
 KEY_FILE_BYTES = 64 * 1024
 """A PEM key: an Ed25519 key is under 200 bytes; 64 KiB leaves room for comments."""
 TOKEN_FILE_BYTES = 4 * 1024

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pulsaride.engine.errors import BadInputError, PulsarideError
+from pulsaride.engine.inputs import TRANSFORM_FILE_BYTES, read_bounded
 from pulsaride.engine.yamlsafe import load_yaml
 
 from .transform import Transform, load_transform
@@ -16,8 +17,9 @@ def transforms_in(folder: Path) -> list[Transform]:
     found = []
     for path in sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]):
         try:
-            document = load_yaml(path.read_bytes(), str(path))
-        except (PulsarideError, OSError):
+            document = load_yaml(read_bounded(path, TRANSFORM_FILE_BYTES, "transform file"),
+                                 str(path))
+        except PulsarideError:
             continue
         if isinstance(document, dict) and "sources" in document:
             found.append(load_transform(path))

@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from pulsaride.engine.errors import BadInputError, PulsarideError
+from pulsaride.engine.inputs import SCHEMA_FILE_BYTES, read_bounded
 
 from .names import TableName
 from .tables import DEFERRED, ensure_tables
@@ -75,9 +76,7 @@ def apply_schema(engine: Engine, path: Path) -> int:
 def read_script(path: Path) -> str:
     """The text of a .sql file; BadInputError when it cannot be read."""
     try:
-        return path.read_text()
-    except OSError as exc:
-        raise BadInputError(f"{path}: cannot read: {exc.strerror}") from None
+        return read_bounded(path, SCHEMA_FILE_BYTES, "schema file").decode()
     except UnicodeDecodeError:
         raise BadInputError(f"{path}: not UTF-8 text") from None
 

@@ -15,7 +15,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pulsaride.engine.errors import BadInputError, PipelineDefinitionError
+from pulsaride.engine.errors import PipelineDefinitionError
+from pulsaride.engine.inputs import TRANSFORM_FILE_BYTES, read_bounded
 from pulsaride.engine.yamlsafe import load_yaml
 from pulsaride.schemas import load_schema
 
@@ -160,14 +161,7 @@ class Transform:
 
 def load_transform(path: Path) -> Transform:
     """Read and validate the transform file at `path`."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise BadInputError(f"{path}: no such transform file") from None
-    except IsADirectoryError:
-        raise BadInputError(f"{path}: is a directory, not a transform file") from None
-    except OSError as exc:
-        raise BadInputError(f"{path}: cannot read: {exc.strerror}") from None
+    data = read_bounded(path, TRANSFORM_FILE_BYTES, "transform file")
     document = load_yaml(data, str(path))
     if not isinstance(document, dict):
         raise TransformError(str(path), ["a transform file is a mapping with at least 'sources'"])

@@ -252,3 +252,14 @@ def test_schema_and_deferred_and_scaffold_errors(tmp_path: Path) -> None:
 
     message = error_line(pt("scaffold", "-o", "p.yml", cwd=tmp_path), 2)
     assert message.startswith("no source database")
+
+
+@pytest.mark.parametrize("command", [
+    ["migrate", "run", "/dev/zero"], ["preflight", "/dev/zero"],
+    ["migrate", "cutover", "/dev/zero"], ["validate", "counts", "--transform", "/dev/zero"],
+    ["migrate", "schema", "/dev/zero"]])
+def test_an_endless_file_is_refused_after_its_limit_not_read_to_the_end(
+        command: list[str], tmp_path: Path) -> None:
+    result = pt(*command, "--target-url", f"sqlite:///{tmp_path / 't.db'}", cwd=tmp_path)
+    line = error_line(result, 2)
+    assert line.startswith("/dev/zero: the ") and "holds more than" in line, line
