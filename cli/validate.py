@@ -125,6 +125,33 @@ def hash_command(tables: tuple[str, ...], more_tables: tuple[str, ...],
     _finish(results, as_json, _detail_line)
 
 
+@validate_group.command("all")
+@click.option("--table", "tables", metavar="T", multiple=True,
+              help="Tables to check: --table a b (or --table a --table b).")
+@click.argument("more_tables", nargs=-1, metavar="")
+@TRANSFORM_FILES
+@click.option("--buckets", type=click.IntRange(1, 1_000_000), default=256, show_default=True,
+              help="Key buckets of the hash check.")
+@TRANSFORMS
+@SOURCE_URL
+@TARGET_URL
+@AS_JSON
+def all_command(tables: tuple[str, ...], more_tables: tuple[str, ...],
+                files: tuple[Path, ...], buckets: int, folder: Path, source_url: str | None,
+                target_url: str | None, as_json: bool) -> None:
+    """Counts, then hash, of each table in one process (what pt scaffold's validate jobs
+    run): both results are recorded and shown, as by `counts` and `hash` one after the
+    other; exit 1 unless both PASS."""
+    results = []
+    for transform in _transforms((*tables, *more_tables), files, folder):
+        results += _run_checks(transform, source_url, target_url, [
+            (lambda sides, _meter: validate_counts(sides), None),
+            (lambda sides, meter: validate_hash(sides, buckets, meter),
+             f"validate hash {transform.target}")])
+    _finish(results, as_json, lambda r: _counts_line(r) if r.kind == "counts"
+            else _detail_line(r))
+
+
 def _transforms(tables: tuple[str, ...], files: tuple[Path, ...],
                 folder: Path) -> list[Transform]:
     """The transforms of the tables named on the command line: by --table (looked up in
@@ -137,20 +164,34 @@ def _transforms(tables: tuple[str, ...], files: tuple[Path, ...],
     return [transform_for(table, folder) for table in tables]
 
 
+Check = Callable[[Sides, Progress | None], Result]
+
+
 def _run(transform: Transform, source_url: str | None, target_url: str | None,
-         check: Callable[[Sides, Progress | None], Result], label: str | None = None) -> Result:
+         check: Check, label: str | None = None) -> Result:
     """Run one check of one table (its progress shown under `label`), record it, keep it."""
-    meter = _Meter(label) if label is not None else None
+    return _run_checks(transform, source_url, target_url, [(check, label)])[0]
+
+
+def _run_checks(transform: Transform, source_url: str | None, target_url: str | None,
+                checks: list[tuple[Check, str | None]]) -> list[Result]:
+    """Run checks of one table on one pair of connections, each recorded and kept."""
+    results = []
     sides = Sides.open(transform, source_url, target_url)
     try:
-        result = check(sides, meter)
-        record(sides.target, result, os.environ.get("PT_RUN_ID"))
+        for check, label in checks:
+            meter = _Meter(label) if label is not None else None
+            try:
+                result = check(sides, meter)
+            finally:
+                if meter is not None:
+                    meter.clear()
+            record(sides.target, result, os.environ.get("PT_RUN_ID"))
+            _keep_in_run_folder(result)
+            results.append(result)
     finally:
         sides.close()
-        if meter is not None:
-            meter.clear()
-    _keep_in_run_folder(result)
-    return result
+    return results
 
 
 def _keep_in_run_folder(result: Result) -> None:

@@ -322,6 +322,26 @@ def test_every_result_is_recorded_in_pulsaride_validation(world: World) -> None:
     assert orjson.loads(rows[0][5])["delta"] == -1
 
 
+@pytest.mark.parametrize("world", ["sqlite"], indirect=True)  # one source is enough
+def test_validate_all_records_counts_then_hash_of_each_table(world: World) -> None:
+    start = world.target.scalar("SELECT coalesce(max(id), 0) FROM pulsaride_validation")
+    result = pt("validate", "all", "--table", "t_format", "t_changed", "--json",
+                cwd=world.folder)
+    assert result.returncode == 1, result.stderr  # t_changed's hash fails
+    document = orjson.loads(result.stdout)
+    assert [(r["table"], r["kind"], r["status"]) for r in document["results"]] == [
+        ("t_format", "counts", "PASS"), ("t_format", "hash", "PASS"),
+        ("t_changed", "counts", "PASS"), ("t_changed", "hash", "FAIL")]
+    assert document["results"][3]["mismatches"] == list(FAULTS["t_changed"].mismatches)
+    recorded = world.target.rows("SELECT target_table, kind, status FROM pulsaride_validation "
+                                 "WHERE id > :start", start=start)
+    assert recorded == sorted([("t_changed", "counts", "PASS"), ("t_changed", "hash", "FAIL"),
+                               ("t_format", "counts", "PASS"), ("t_format", "hash", "PASS")])
+    passing = pt("validate", "all", "--table", "t_format", cwd=world.folder)
+    assert passing.returncode == 0, passing.stdout
+    assert [line.split()[0] for line in passing.stdout.splitlines()] == ["PASS", "PASS"]
+
+
 # ---- the text output ------------------------------------------------------------------------
 
 
