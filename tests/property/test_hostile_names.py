@@ -93,8 +93,18 @@ def _create_source(db: Db, case: Case) -> tuple[str, list[str]]:
     names = set(inspect(db.engine).get_table_names()) - {"pt_sentinel"}
     assert len(names) == 1, names
     real = names.pop()
-    columns = [c["name"] for c in inspect(db.engine).get_columns(real)]
-    return real, columns
+    return real, _column_names(db, real)
+
+
+def _column_names(db: Db, table: str) -> list[str]:
+    """The columns of `table` as the database names them. Not SQLAlchemy's MySQL reflection:
+    it parses SHOW CREATE TABLE and leaves a backtick in a name doubled."""
+    if db.kind != "mariadb":
+        return [c["name"] for c in inspect(db.engine).get_columns(table)]
+    rows = db.rows("SELECT TABLE_NAME, ORDINAL_POSITION, COLUMN_NAME FROM "
+                   "information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() "
+                   "AND TABLE_NAME = :t", t=table)
+    return [name for found, _, name in sorted(rows, key=lambda r: r[1]) if found == table]
 
 
 def _create_target(target: Db, table: str, columns: list[str]) -> None:
@@ -128,7 +138,7 @@ def _run(folder: Path, source: Db | None, target: Db, *args: str) -> dict[str, A
     urls = (["--source-url", source.url] if source is not None else []) + [
         "--target-url", target.url]
     result = pt(*args, *urls, "--json", cwd=folder)
-    assert result.returncode == 0, (args, result.stdout, result.stderr)
+    assert result.returncode == 0, (args, result.stdout[-3000:], result.stderr)
     return dict(orjson.loads(result.stdout.splitlines()[-1] if args[0] == "migrate"
                              and args[1] == "run" else result.stdout))
 
