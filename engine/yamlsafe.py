@@ -18,6 +18,9 @@ MAX_FILE_BYTES = 1024 * 1024
 MAX_EXPANDED_NODES = 200_000
 
 _BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# Characters YAML reads as line breaks but PyYAML writes raw inside single quotes, where the
+# reader then folds them to a space: such a string is written double-quoted, escaped.
+_FOLDED_BREAKS = frozenset("\x85\u2028\u2029")
 
 
 class YamlError(BadInputError):
@@ -46,6 +49,25 @@ class _StrictLoader(_BaseLoader):  # type: ignore[misc, valid-type]
             seen[key] = key_node
         result: dict[Any, Any] = super().construct_mapping(node, deep=deep)
         return result
+
+
+class _ExactDumper(yaml.SafeDumper):
+    """Safe dumper whose strings read back exactly as written."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = '"' if _FOLDED_BREAKS.intersection(value) else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_ExactDumper.add_representer(str, _represent_str)
+
+
+def dump_yaml(document: Any) -> str:
+    """`document` as YAML text (keys in their order, unicode as is) that `load_yaml` turns
+    back into an equal document, whatever its strings hold."""
+    return yaml.dump(document, Dumper=_ExactDumper, sort_keys=False, width=100,
+                     allow_unicode=True)
 
 
 def load_yaml(data: bytes, source: str) -> Any:

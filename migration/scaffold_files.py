@@ -13,9 +13,9 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
-import yaml
 from sqlalchemy.engine import URL, make_url
 
+from pulsaride.engine.yamlsafe import dump_yaml
 from .names import one_line
 from .scaffold_ddl_sqlite import sqlite_type
 from .scaffold_graph import parents_first
@@ -29,8 +29,8 @@ REVIEW_FILE = "objects-to-review.md"
 
 
 def dump(document: dict[str, Any]) -> str:
-    """YAML as people read it (unicode kept, keys in order)."""
-    return yaml.safe_dump(document, sort_keys=False, width=100, allow_unicode=True)
+    """YAML as people read it (unicode kept, keys in order), read back exactly."""
+    return dump_yaml(document)
 
 
 def transform_file(plan: Plan, table: TablePlan) -> str:

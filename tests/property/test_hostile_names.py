@@ -22,13 +22,13 @@ from typing import Any
 import orjson
 import psycopg
 import pytest
-import yaml
 from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 from psycopg import sql
 from sqlalchemy import Column, Integer, LargeBinary, MetaData, Table, Text, inspect
 from sqlalchemy.exc import DBAPIError
 
+from pulsaride.engine.yamlsafe import dump_yaml
 from pulsaride.migration.names import IdentifierRule, target_names
 from tests.migration.conftest import Db, new_maria_database, new_pg_database, pt
 from tests.migration.samples.hostile import HOSTILE_NAMES, hostile_name_strategy
@@ -130,7 +130,7 @@ def _transform(folder: Path, name: str, source: tuple[str, list[str]], target: s
         "target_table": target, "expect": {"key_columns": [target_columns[0]]},
         "options": {"identifiers": rule.value}}
     path = folder / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(document, allow_unicode=True, sort_keys=False))
+    path.write_text(dump_yaml(document))
     return path
 
 
@@ -247,6 +247,16 @@ def test_the_worst_names_arrive_exactly_and_nothing_else_runs(
     table = "v (id int); DROP TABLE victim; CREATE TABLE w"
     assert table in HOSTILE_NAMES
     _check_case(dialect, Case(table, columns, rule), servers)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_line_breaks_yaml_would_fold_arrive_exactly(dialect: str,
+                                                    servers: dict[str, Db]) -> None:
+    """Found by the property below: a column named NEL (U+0085) came back from the transform
+    file as a space, and preflight looked for a column that does not exist."""
+    columns = ('double"quote', "nel\x85", "ls\u2028ps\u2029")
+    _check_case(dialect, Case('double"quote', columns, IdentifierRule.KEEP), servers)
 
 
 @pytest.mark.slow

@@ -55,7 +55,8 @@ NAME_70 = "n70_" + "z" * 66  # over every limit but SQLite's
 HOSTILE_NAMES: tuple[str, ...] = (
     'double"quote', "single'quote", "back`tick", "semi;colon", "dash--comment",
     "slash/*comment*/", "with space", " leading space", "trailing space ", "1leading_digit",
-    "123", "back\\slash", "new\nline", "tab\tname", "dot.name", "café", "日本", "日本語の表",
+    "123", "back\\slash", "new\nline", "tab\tname", "nel\x85line", "line\u2028sep",
+    "dot.name", "café", "日本", "日本語の表",
     "emoji😀", "select", "order", "user", "table", "%s", "%(name)s", "{}", "{0}", "$1", "?",
     ":name", "v (id int); DROP TABLE victim; CREATE TABLE w",
     f'x"; DROP TABLE {SENTINEL}; --', f"x`; DROP TABLE {SENTINEL}; --",
