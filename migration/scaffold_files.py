@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy.engine import URL, make_url
 
 from pulsaride.engine.yamlsafe import dump_yaml
+
 from .names import one_line
 from .scaffold_ddl_sqlite import sqlite_type
 from .scaffold_graph import parents_first
