@@ -11,7 +11,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.engine.reflection import Inspector
 
 from .scaffold_model import SourceColumn, SourceObject, SourceTable
-from .scaffold_read import generic_keys
+from .scaffold_read_keys import generic_keys
 from .source import sqlite_declared_types
 
 _TABLE_SQL = text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = :t")
