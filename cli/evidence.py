@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,49 +19,36 @@ from pulsaride.engine.evidence import RunEvidence, load_evidence, write_bundle
 from pulsaride.engine.inputs import PIPELINE_FILE_BYTES, read_bounded
 from pulsaride.engine.layout import StateDir
 from pulsaride.engine.operations import (
-    Services,
     import_jsonl,
     locate_run,
     read_run,
     seal_run,
     tool_version,
-    utc_now,
 )
 from pulsaride.engine.runstore import safe_url as store_where
 from pulsaride.engine.seal import key_id, load_private_key, load_public_key
-from pulsaride.engine.times import format_time, parse_time
-from pulsaride.projections.export import export_csv, export_document
-from pulsaride.projections.facts import RunFacts
+from pulsaride.projections.export import (
+    bundle_files,
+    export_csv,
+    export_json,
+    last_time,
+    run_records,
+)
 from pulsaride.projections.history import history_document, render_history
 from pulsaride.projections.queries import history_rows
 from pulsaride.projections.timeline import render_timeline, timeline
 from pulsaride.projections.verify import VerifyReport, verify_run
 
-OPTIONAL_FILE = click.argument("pipeline_file", metavar="[FILE]", required=False,
-                               type=click.Path(path_type=Path))
-STATE_DIR = click.option(
-    "--state-dir", type=click.Path(path_type=Path, file_okay=False), envvar="PT_STATE_DIR",
-    help="Where runs are kept [default: .pulsaride beside FILE, or ./.pulsaride].")
-RUN_ID = click.option("--run-id", metavar="ID", help="The run [default: the latest run of FILE].")
-STORE = click.option(
-    "--store", metavar="URL", envvar="PT_STORE",
-    help="Read runs from this shared PostgreSQL database [default: the state dir's JSONL "
-         "files; env PT_STORE].")
-AS_JSON = click.option("--json", "as_json", is_flag=True, help="Print a JSON document.")
+from . import options
+from .context import Pt, pass_pt
 
-BUNDLE_README = """\
-Evidence bundle of pulsaride run {run_id} as of its last line ({at}), made by pt {version}.
-Every time in it comes from the run itself, so exporting the same run again gives the same bytes.
-
-Check that no file was changed since it was exported, with standard tools:
-
-    sha256sum -c MANIFEST.sha256
-
-{run_id}.jsonl is the run's append-only event file, one JSON line per transition; each line's
-"prev" is the SHA-256 of the previous line's bytes (64 zeros for the first line). The folder
-{run_id}/ holds the pipeline file as run and every job log; their SHA-256 digests are recorded
-in the lines that name them. verification.json is pt's own check of all of this at export time.
-"""
+OPTIONAL_FILE = options.pipeline_file(required=False)
+STATE_DIR = options.state_dir(
+    "Where runs are kept [default: .pulsaride beside FILE, or ./.pulsaride].")
+RUN_ID = options.run_id()
+STORE = options.store("Read runs from this shared PostgreSQL database [default: the state "
+                      "dir's JSONL files; env PT_STORE].")
+AS_JSON = options.as_json()
 
 
 @click.command()
@@ -135,8 +122,9 @@ def show(pipeline_file: Path | None, run_id: str | None, state_dir: Path | None,
               help="Write here [default: stdout; bundle: ./pulsaride-run-ID.tar.gz].")
 @STATE_DIR
 @STORE
-def export(pipeline_file: Path | None, run_id: str | None, fmt: str, output: Path | None,
-           state_dir: Path | None, store: str | None) -> None:
+@pass_pt
+def export(pt: Pt, pipeline_file: Path | None, run_id: str | None, fmt: str,
+           output: Path | None, state_dir: Path | None, store: str | None) -> None:
     """Export a run for compliance as JSON, CSV, JSONL or an evidence bundle."""
     store = store or None
     state, run_id = locate_run(pipeline_file, state_dir, run_id, store)
@@ -145,15 +133,20 @@ def export(pipeline_file: Path | None, run_id: str | None, fmt: str, output: Pat
         _emit(evidence.data, output)
         return
     if fmt == "csv":
-        _emit(export_csv(_records(evidence)).encode(), output)
+        _emit(export_csv(run_records(evidence.lines)).encode(), output)
         return
     report = _verify(evidence, None, pipeline_file)
     if fmt == "json":
-        _emit(_export_json(state, run_id, report, store=store) + b"\n", output)
+        _emit(_export_json(state, run_id, report, pt.services().clock(), store) + b"\n",
+              output)
         return
     target = output or Path(f"pulsaride-run-{run_id}.tar.gz")
-    as_of = _last_time(evidence)
-    extra = _bundle_extras(state, evidence, report, as_of, store)
+    as_of = last_time(evidence.lines)
+    try:
+        replayed: bytes | str = _export_json(state, run_id, report, as_of, store)
+    except PulsarideError as exc:
+        replayed = str(exc)
+    extra = bundle_files(run_id, report.document(), as_of, tool_version(), replayed)
     manifest = write_bundle(evidence, extra, target, mtime=as_of.timestamp())
     click.echo(f"wrote {target}: {len(manifest)} files, verification "
                f"{'passed' if report.ok else 'FAILED'}; check it with: "
@@ -169,13 +162,14 @@ def export(pipeline_file: Path | None, run_id: str | None, fmt: str, output: Pat
 @STATE_DIR
 @STORE
 @AS_JSON
-def seal(pipeline_file: Path | None, run_id: str | None, key_path: Path,
+@pass_pt
+def seal(pt: Pt, pipeline_file: Path | None, run_id: str | None, key_path: Path,
          state_dir: Path | None, store: str | None, as_json: bool) -> None:
     """Sign a run's current chain head, so that cutting the file or rewriting the chain is
     detected by 'pt pipeline verify --pubkey'."""
     state, run_id = locate_run(pipeline_file, state_dir, run_id, store or None)
     sealed = seal_run(None, state_dir=state.root, run_id=run_id,
-                      key=load_private_key(key_path), services=Services(), store=store or None)
+                      key=load_private_key(key_path), services=pt.services(), store=store or None)
     if as_json:
         _print_json(sealed.__dict__)
     else:
@@ -206,8 +200,7 @@ def keygen(out: Path) -> None:
 @click.command("import")
 @click.argument("run_file", metavar="RUN_FILE", type=click.Path(path_type=Path, dir_okay=False,
                                                                 exists=True))
-@click.option("--store", metavar="URL", envvar="PT_STORE", required=True,
-              help="The PostgreSQL store to move the run into [env PT_STORE].")
+@options.store("The PostgreSQL store to move the run into [env PT_STORE].", required=True)
 def import_run(run_file: Path, store: str) -> None:
     """Copy a run's JSONL file (RUN_FILE, named <run-id>.jsonl) into a shared store, byte for
     byte, after checking its chain. Job logs stay in the state dir."""
@@ -251,52 +244,12 @@ def _render_report(report: VerifyReport) -> str:
     return "\n".join(lines)
 
 
-def _records(evidence: RunEvidence) -> list[dict[str, Any]]:
-    records = []
-    for number, raw in enumerate(evidence.lines, start=1):
-        try:
-            record = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            record = None
-        records.append(record if isinstance(record, dict) else
-                       {"seq": None, "event": f"<line {number} is not a JSON object>"})
-    return records
-
-
-def _export_json(state: StateDir, run_id: str, report: VerifyReport,
-                 at: datetime | None = None, store: str | None = None) -> bytes:
+def _export_json(state: StateDir, run_id: str, report: VerifyReport, at: datetime,
+                 store: str | None) -> bytes:
+    """The replayed run as JSON, exported at `at` (reads the run again, with its events)."""
     view = read_run(None, state.root, run_id, with_events=True, store=store)
-    document = export_document(view.run, RunFacts.collect(view.events), report.document(),
-                               exported_at=at or utc_now(), tool_version=tool_version())
-    return orjson.dumps(document, option=orjson.OPT_INDENT_2)
-
-
-def _bundle_extras(state: StateDir, evidence: RunEvidence, report: VerifyReport,
-                   as_of: datetime, store: str | None) -> dict[str, bytes]:
-    """The bundle's own files; deterministic: no time in them is the time of export."""
-    at = format_time(as_of)
-    extra = {
-        "verification.json": orjson.dumps(report.document(), option=orjson.OPT_INDENT_2),
-        "tool.json": orjson.dumps({"tool": "pt", "version": tool_version(), "as_of": at},
-                                  option=orjson.OPT_INDENT_2),
-        "README.txt": BUNDLE_README.format(run_id=evidence.run_id, at=at,
-                                           version=tool_version()).encode(),
-    }
-    try:
-        extra["export.json"] = _export_json(state, evidence.run_id, report, as_of, store)
-    except PulsarideError as exc:
-        extra["export-error.txt"] = f"the run could not be replayed: {exc}\n".encode()
-    return extra
-
-
-def _last_time(evidence: RunEvidence) -> datetime:
-    """The time of the run's last line that has one (the epoch if none has)."""
-    for raw in reversed(evidence.lines):
-        try:
-            return parse_time(orjson.loads(raw)["at"])
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-            continue
-    return datetime.fromtimestamp(0, UTC)
+    return export_json(view.run, view.events, report.document(), exported_at=at,
+                       tool_version=tool_version())
 
 
 def _emit(data: bytes, output: Path | None) -> None:

@@ -24,22 +24,20 @@ from pulsaride.migration.database import (
 from pulsaride.migration.health import _RANK, Health, assess
 from pulsaride.projections.status import run_state
 
+from . import options
 from .text import printable
 
 
 @click.command("health")
-@click.option("--transforms", "folder", type=click.Path(path_type=Path, file_okay=False),
-              default=Path(), show_default=True, help="Folder of the transform files.")
-@click.option("--target-url", metavar="URL", help="Target database [default: PT_TARGET_URL, "
-                                                  "else the transform files'].")
-@click.option("--source-url", metavar="URL", help="Source database, to tell orphans from late "
-                                                  "parents [default: PT_SOURCE_URL, if set].")
-@click.option("--pipeline", "pipeline_file", type=click.Path(path_type=Path, dir_okay=False),
-              help="Take the latest run of this pipeline into account (its variables are "
-                   "defaults for the database URLs).")
+@options.transforms_folder("Folder of the transform files.")
+@options.target_url("Target database [default: PT_TARGET_URL, else the transform files'].")
+@options.source_url("Source database, to tell orphans from late parents [default: "
+                    "PT_SOURCE_URL, if set].")
+@options.pipeline_option("Take the latest run of this pipeline into account (its variables "
+                         "are defaults for the database URLs).")
 @click.option("--require", type=click.Choice(["GO", "CAUTION"]), default="GO",
               show_default=True, help="Exit 1 when the verdict is worse than this.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON document.")
+@options.as_json()
 def health_command(folder: Path, target_url: str | None, source_url: str | None,
                    pipeline_file: Path | None, require: str, as_json: bool) -> None:
     """GO / CAUTION / NO-GO per table and overall, from the registry, the validations, the

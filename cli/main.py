@@ -12,6 +12,8 @@ import click
 
 from pulsaride.engine.errors import EXIT_FAILED, PulsarideError
 
+from .context import Pt
+
 # Each command's module is imported only when that command runs (or help lists it): the
 # migration commands load SQLAlchemy and the drivers, which `pt pipeline ...` (run by every
 # job that calls pt) does not need. Command name -> (module of pulsaride.cli, attribute).
@@ -89,7 +91,8 @@ def _report(message: str) -> None:
 
 @click.group(cls=PtGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="pulsaride", prog_name="pt")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """pt: run a whole database migration from one reviewed pipeline file.
 
     Every job transition is appended to .pulsaride/pipeline-runs/<run-id>.jsonl, an
@@ -97,7 +100,7 @@ def cli() -> None:
 
     Exit codes: 0 ok, 1 a job or check failed, 2 bad input or usage, 3 waiting for approval.
     """
-
+    ctx.ensure_object(Pt)  # the services, passed down to the commands as ctx.obj
 
 
 def main() -> None:

@@ -20,16 +20,15 @@ from pulsaride.migration.migrate import MigrateRequest, Progress, migrate
 from pulsaride.migration.post_data import Step, apply_steps
 from pulsaride.migration.transform import load_transform
 
+from . import options
 from .text import printable
 
 TRANSFORM = click.argument("transform_file", metavar="TRANSFORM.yaml",
                            type=click.Path(path_type=Path))
-SOURCE_URL = click.option("--source-url", metavar="URL",
-                          help="Source database [default: the file's source_url, else "
-                               "PT_SOURCE_URL].")
-TARGET_URL = click.option("--target-url", metavar="URL",
-                          help="Target database [default: the file's target_url, else "
-                               "PT_TARGET_URL].")
+SOURCE_URL = options.source_url(
+    "Source database [default: the file's source_url, else PT_SOURCE_URL].")
+TARGET_URL = options.target_url(
+    "Target database [default: the file's target_url, else PT_TARGET_URL].")
 
 
 @click.group()
@@ -45,7 +44,7 @@ def migrate_group() -> None:
               help="Rows per batch (one transaction each) [default: the file's, else 25000].")
 @click.option("--force", is_flag=True,
               help="Copy again even if the registry says DONE: empties the target table first.")
-@click.option("--json", "as_json", is_flag=True, help="Print a one-line JSON summary.")
+@options.as_json("Print a one-line JSON summary.")
 def run(transform_file: Path, source_url: str | None, target_url: str | None,
         batch_size: int | None, force: bool, as_json: bool) -> None:
     """Copy one table as TRANSFORM.yaml describes. Rows whose parent rows are missing wait in
@@ -66,7 +65,7 @@ def run(transform_file: Path, source_url: str | None, target_url: str | None,
 @click.option("--table", "table_name", metavar="T",
               help="Only rows waiting to go into T (its exact name, or schema.name).")
 @TARGET_URL
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON document.")
+@options.as_json()
 def deferred(table_name: str | None, target_url: str | None, as_json: bool) -> None:
     """Rows parked in pulsaride_deferred: what waits, for which parent table, on which keys."""
     engine = open_engine(resolve_url(TARGET, target_url, None))
@@ -114,7 +113,7 @@ def _named_like(engine: Engine, table: str) -> list[str]:
 @click.option("--post-data", "post_data", is_flag=True,
               help="Apply step by step, resumably: each statement commits on its own and is "
                    "recorded in pulsaride_schema_steps; a rerun skips the steps done.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
+@options.as_json("Print a JSON summary.")
 def schema(sql_file: Path, target_url: str | None, post_data: bool, as_json: bool) -> None:
     """Apply a target schema file (e.g. from pt scaffold): the pre-data part in one
     transaction; with --post-data (indexes, constraints, foreign keys after the copies)
@@ -231,7 +230,7 @@ class ProgressDisplay:
               help="Check the gate (registry DONE, latest validations PASSed, nothing "
                    "deferred or dead-lettered); --no-verify skips it and is recorded.")
 @click.option("--dry-run", is_flag=True, help="Show what would be checked and done.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON document.")
+@options.as_json()
 def cutover_command(transform_files: tuple[Path, ...], target_url: str | None, verify: bool,
                     dry_run: bool, as_json: bool) -> None:
     """The cutover gate: refuse (exit 1) with every reason unless each table's copy is DONE,

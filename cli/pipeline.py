@@ -21,41 +21,21 @@ from pulsaride.engine.model import When
 from pulsaride.engine.operations import (
     Identity,
     RunRequest,
-    Services,
     decide_gate,
     read_run,
     resume_run,
     start_run,
-    utc_now,
 )
 from pulsaride.engine.runner import Runner, RunResult
 from pulsaride.engine.seal import load_private_key
 from pulsaride.projections.status import render_status, status_document
 
+from . import options
+from .context import Pt, pass_pt
 from .evidence import export, history, import_run, keygen, seal, show, verify
 from .reporter import ProgressReporter
 
-FILE_ARGUMENT = click.argument(
-    "pipeline_file", metavar="FILE", type=click.Path(path_type=Path, dir_okay=True))
-STATE_DIR_OPTION = click.option(
-    "--state-dir", type=click.Path(path_type=Path, file_okay=False), envvar="PT_STATE_DIR",
-    help="Where runs are kept [default: .pulsaride beside FILE; env PT_STATE_DIR].")
-JSON_OPTION = click.option("--json", "as_json", is_flag=True,
-                           help="Print a JSON document on stdout (progress goes to stderr).")
-SEAL_KEY_OPTION = click.option(
-    "--seal-key", type=click.Path(path_type=Path, dir_okay=False), envvar="PT_SEAL_KEY",
-    help="Sign the chain head at every checkpoint with this Ed25519 key [env PT_SEAL_KEY].")
-STORE_OPTION = click.option(
-    "--store", metavar="URL", envvar="PT_STORE",
-    help="Keep the run's lines in this shared PostgreSQL database (postgresql://USER@HOST:PORT/"
-         "DB[?schema=S]) [default: JSONL files in the state dir; env PT_STORE].")
-EXECUTOR_OPTION = click.option(
-    "--executor", metavar="URL", envvar="PT_EXECUTOR",
-    help="Run jobs on a Dask cluster (dask://HOST:PORT) [default: local processes; "
-         "env PT_EXECUTOR].")
-RUN_ID_OPTION = click.option("--run-id", metavar="ID",
-                             help="The run [default: the latest run of FILE].")
-
+JSON_HELP = "Print a JSON document on stdout (progress goes to stderr)."
 
 @click.group()
 def pipeline() -> None:
@@ -63,83 +43,83 @@ def pipeline() -> None:
 
 
 @pipeline.command()
-@FILE_ARGUMENT
-@click.option("--parallelism", "-j", type=click.IntRange(min=1, max=256), default=4,
-              show_default=True, help="Most jobs running at once.")
-@click.option("--run-id", metavar="ID", help="Id for the new run [default: random].")
-@click.option("--no-wait", is_flag=True,
-              help="At a manual gate, stop with exit code 3 instead of waiting for approval.")
-@click.option("--quiet", "-q", is_flag=True, help="Do not echo job output.")
-@STATE_DIR_OPTION
-@STORE_OPTION
-@EXECUTOR_OPTION
-@SEAL_KEY_OPTION
-@JSON_OPTION
-def run(pipeline_file: Path, parallelism: int, run_id: str | None, no_wait: bool, quiet: bool,
-        state_dir: Path | None, store: str | None, executor: str | None, seal_key: Path | None,
-        as_json: bool) -> None:
+@options.pipeline_file()
+@options.parallelism()
+@options.run_id("Id for the new run [default: random].")
+@options.no_wait()
+@options.quiet()
+@options.state_dir()
+@options.store()
+@options.executor()
+@options.seal_key()
+@options.as_json(JSON_HELP)
+@pass_pt
+def run(pt: Pt, pipeline_file: Path, parallelism: int, run_id: str | None, no_wait: bool,
+        quiet: bool, state_dir: Path | None, store: str | None, executor: str | None,
+        seal_key: Path | None, as_json: bool) -> None:
     """Run the pipeline FILE: stages in order, jobs in parallel as their needs allow.
 
     The run id is printed first; resume it later with 'pt pipeline resume FILE --run-id ID'.
     """
-    request = _request(pipeline_file, state_dir, parallelism, not no_wait, store, executor)
+    request = _request(pt, pipeline_file, state_dir, parallelism, not no_wait, store, executor)
     reporter = _reporter(pipeline_file, state_dir, as_json, quiet)
-    services = Services(observer=reporter, seal_key=_seal_key(seal_key))
+    services = pt.services(observer=reporter, seal_key=_seal_key(seal_key))
     runner = start_run(request, services, run_id)
-    _finish(_execute(runner), pipeline_file, state_dir, as_json, store)
+    _finish(pt, _execute(runner), pipeline_file, state_dir, as_json, store)
 
 
 @pipeline.command()
-@FILE_ARGUMENT
-@RUN_ID_OPTION
+@options.pipeline_file()
+@options.run_id()
 @click.option("--from", "from_stage", metavar="STAGE",
               help="Re-run unsuccessful jobs from this stage on "
                    "[default: the first stage not all DONE].")
 @click.option("--allow-changed", is_flag=True,
               help="Continue even though FILE changed since the run started (recorded).")
-@click.option("--parallelism", "-j", type=click.IntRange(min=1, max=256), default=4,
-              show_default=True, help="Most jobs running at once.")
-@click.option("--no-wait", is_flag=True,
-              help="At a manual gate, stop with exit code 3 instead of waiting for approval.")
-@click.option("--quiet", "-q", is_flag=True, help="Do not echo job output.")
-@STATE_DIR_OPTION
-@STORE_OPTION
-@EXECUTOR_OPTION
-@SEAL_KEY_OPTION
-@JSON_OPTION
-def resume(pipeline_file: Path, run_id: str | None, from_stage: str | None, allow_changed: bool,
-           parallelism: int, no_wait: bool, quiet: bool, state_dir: Path | None,
-           store: str | None, executor: str | None, seal_key: Path | None,
-           as_json: bool) -> None:
+@options.parallelism()
+@options.no_wait()
+@options.quiet()
+@options.state_dir()
+@options.store()
+@options.executor()
+@options.seal_key()
+@options.as_json(JSON_HELP)
+@pass_pt
+def resume(pt: Pt, pipeline_file: Path, run_id: str | None, from_stage: str | None,
+           allow_changed: bool, parallelism: int, no_wait: bool, quiet: bool,
+           state_dir: Path | None, store: str | None, executor: str | None,
+           seal_key: Path | None, as_json: bool) -> None:
     """Continue a run of FILE. DONE jobs are never executed again; failed, skipped,
     cancelled and interrupted jobs run again with a fresh retry budget."""
-    request = _request(pipeline_file, state_dir, parallelism, not no_wait, store, executor)
+    request = _request(pt, pipeline_file, state_dir, parallelism, not no_wait, store, executor)
     if run_id is None:  # an empty --run-id "" is refused as invalid, never "the latest"
         run_id = read_run(pipeline_file, state_dir, None, store=store).run.id
     reporter = _reporter(pipeline_file, state_dir, as_json, quiet)
-    services = Services(observer=reporter, seal_key=_seal_key(seal_key))
+    services = pt.services(observer=reporter, seal_key=_seal_key(seal_key))
     outcome = resume_run(request, services, run_id,
                          from_stage=from_stage, allow_changed=allow_changed)
     if isinstance(outcome, RunResult):
         click.echo(f"run {run_id} already succeeded; nothing to resume", err=True)
-        _finish(outcome, pipeline_file, state_dir, as_json, store)
+        _finish(pt, outcome, pipeline_file, state_dir, as_json, store)
     else:
-        _finish(_execute(outcome), pipeline_file, state_dir, as_json, store)
+        _finish(pt, _execute(outcome), pipeline_file, state_dir, as_json, store)
 
 
 @pipeline.command()
-@FILE_ARGUMENT
-@RUN_ID_OPTION
-@STATE_DIR_OPTION
-@STORE_OPTION
-@JSON_OPTION
+@options.pipeline_file()
+@options.run_id()
+@options.state_dir()
+@options.store()
+@options.as_json(JSON_HELP)
 @click.option("--ascii", "ascii_only", is_flag=True, help="Use ASCII status markers.")
-def status(pipeline_file: Path, run_id: str | None, state_dir: Path | None, store: str | None,
-           as_json: bool, ascii_only: bool) -> None:
+@pass_pt
+def status(pt: Pt, pipeline_file: Path, run_id: str | None, state_dir: Path | None,
+           store: str | None, as_json: bool, ascii_only: bool) -> None:
     """Show a run of FILE as an ASCII DAG: stages in order, one line per job."""
     view = read_run(pipeline_file, state_dir, run_id, store=store)
     tail = len(view.tail.data) if view.tail else 0
-    document = status_document(view.run, active=view.active, now=utc_now(), torn_tail_bytes=tail)
+    document = status_document(view.run, active=view.active, now=pt.services().clock(),
+                               torn_tail_bytes=tail)
     if as_json:
         _print_json(document)
         return
@@ -153,16 +133,16 @@ def _gate_options(verb: str, whom: str) -> Callable[[Callable[..., None]], Calla
 
     def decorate(command: Callable[..., None]) -> Callable[..., None]:
         for option in reversed([
-            FILE_ARGUMENT,
+            options.pipeline_file(),
             click.option("--job", required=True, metavar="NAME", help=f"The manual job to {verb}."),
-            RUN_ID_OPTION,
+            options.run_id(),
             click.option("--as", "who", metavar="WHO", help=f"Who {whom} [default: the OS user]."),
             click.option("--reason", default="", metavar="TEXT",
                          help="Why (kept in the evidence)."),
-            STATE_DIR_OPTION,
-            STORE_OPTION,
-            SEAL_KEY_OPTION,
-            JSON_OPTION,
+            options.state_dir(),
+            options.store(),
+            options.seal_key(),
+            options.as_json(JSON_HELP),
         ]):
             command = option(command)
         return command
@@ -172,27 +152,29 @@ def _gate_options(verb: str, whom: str) -> Callable[[Callable[..., None]], Calla
 
 @pipeline.command()
 @_gate_options("release", "approves")
-def approve(pipeline_file: Path, job: str, run_id: str | None, who: str | None, reason: str,
-            state_dir: Path | None, store: str | None, seal_key: Path | None,
+@pass_pt
+def approve(pt: Pt, pipeline_file: Path, job: str, run_id: str | None, who: str | None,
+            reason: str, state_dir: Path | None, store: str | None, seal_key: Path | None,
             as_json: bool) -> None:
     """Release a manual gate of a run of FILE; a waiting run continues within a second."""
-    _gate(pipeline_file, job, run_id, who, reason, state_dir, store, seal_key, as_json,
+    _gate(pt, pipeline_file, job, run_id, who, reason, state_dir, store, seal_key, as_json,
           approve=True)
 
 
 @pipeline.command()
 @_gate_options("refuse", "rejects")
-def reject(pipeline_file: Path, job: str, run_id: str | None, who: str | None, reason: str,
-           state_dir: Path | None, store: str | None, seal_key: Path | None,
+@pass_pt
+def reject(pt: Pt, pipeline_file: Path, job: str, run_id: str | None, who: str | None,
+           reason: str, state_dir: Path | None, store: str | None, seal_key: Path | None,
            as_json: bool) -> None:
     """Refuse a manual gate of a run of FILE: it and every job needing it are SKIPPED."""
-    _gate(pipeline_file, job, run_id, who, reason, state_dir, store, seal_key, as_json,
+    _gate(pt, pipeline_file, job, run_id, who, reason, state_dir, store, seal_key, as_json,
           approve=False)
 
 
 @pipeline.command()
-@FILE_ARGUMENT
-@JSON_OPTION
+@options.pipeline_file()
+@options.as_json(JSON_HELP)
 def validate(pipeline_file: Path, as_json: bool) -> None:
     """Check FILE without running anything; list every problem (exit 2 if any)."""
     loaded = load_pipeline_file(pipeline_file)
@@ -210,10 +192,10 @@ def validate(pipeline_file: Path, as_json: bool) -> None:
 # ---- helpers -------------------------------------------------------------------------------
 
 
-def _request(pipeline_file: Path, state_dir: Path | None, parallelism: int,
+def _request(pt: Pt, pipeline_file: Path, state_dir: Path | None, parallelism: int,
              wait: bool, store: str | None, executor: str | None) -> RunRequest:
     return RunRequest(pipeline_path=pipeline_file, state_dir=state_dir,
-                      parallelism=parallelism, wait_for_approval=wait, tool_bin=_tool_bin(),
+                      parallelism=parallelism, wait_for_approval=wait, tool_bin=pt.tool_bin,
                       store=store or None, executor=executor or None)
 
 
@@ -251,10 +233,10 @@ def _stop_on_signals(runner: Runner) -> Iterator[None]:
             signal.signal(sig, old)
 
 
-def _finish(result: RunResult, pipeline_file: Path, state_dir: Path | None,
+def _finish(pt: Pt, result: RunResult, pipeline_file: Path, state_dir: Path | None,
             as_json: bool, store: str | None) -> None:
     view = read_run(pipeline_file, state_dir, result.run_id, store=store)
-    document = status_document(view.run, active=False, now=utc_now())
+    document = status_document(view.run, active=False, now=pt.services().clock())
     if as_json:
         _print_json({**document, "outcome": result.outcome, "exit_code": result.exit_code})
     else:
@@ -270,10 +252,10 @@ def _finish(result: RunResult, pipeline_file: Path, state_dir: Path | None,
     sys.exit(result.exit_code)
 
 
-def _gate(pipeline_file: Path, job: str, run_id: str | None, who: str | None, reason: str,
-          state_dir: Path | None, store: str | None, seal_key: Path | None, as_json: bool, *,
-          approve: bool) -> None:
-    services = Services(identity=Identity.local(who), seal_key=_seal_key(seal_key))
+def _gate(pt: Pt, pipeline_file: Path, job: str, run_id: str | None, who: str | None,
+          reason: str, state_dir: Path | None, store: str | None, seal_key: Path | None,
+          as_json: bool, *, approve: bool) -> None:
+    services = pt.services(identity=Identity.local(who), seal_key=_seal_key(seal_key))
     run, state = decide_gate(pipeline_file, state_dir=state_dir, run_id=run_id, job=job,
                              approve=approve, reason=reason, services=services,
                              store=store or None)
@@ -300,15 +282,6 @@ def _print_json(document: Any) -> None:
 def _utf8() -> bool:
     encoding = getattr(sys.stdout, "encoding", None) or ""
     return encoding.lower().replace("-", "") == "utf8"
-
-
-def _tool_bin() -> Path | None:
-    """The folder of the running `pt`, put first on the jobs' PATH."""
-    argv0 = Path(sys.argv[0])
-    if argv0.name == "pt" and argv0.exists():
-        return argv0.resolve().parent
-    beside_python = Path(sys.executable).parent / "pt"
-    return beside_python.parent if beside_python.exists() else None
 
 
 for _command in (verify, history, show, export, seal, keygen, import_run):

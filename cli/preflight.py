@@ -12,15 +12,15 @@ from pulsaride.engine.errors import EXIT_FAILED
 from pulsaride.migration.preflight import run_preflight
 from pulsaride.migration.transform import load_transform
 
+from . import options
+
 
 @click.command("preflight")
 @click.argument("transform_files", metavar="TRANSFORM.yaml...", nargs=-1, required=True,
                 type=click.Path(path_type=Path))
-@click.option("--source-url", metavar="URL", help="Source database [default: each file's "
-                                                  "source_url, else PT_SOURCE_URL].")
-@click.option("--target-url", metavar="URL", help="Target database [default: each file's "
-                                                  "target_url, else PT_TARGET_URL].")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON document.")
+@options.source_url("Source database [default: each file's source_url, else PT_SOURCE_URL].")
+@options.target_url("Target database [default: each file's target_url, else PT_TARGET_URL].")
+@options.as_json()
 def preflight_command(transform_files: tuple[Path, ...], source_url: str | None,
                       target_url: str | None, as_json: bool) -> None:
     """Check, before any data moves, that both databases answer, the source tables and

@@ -24,19 +24,18 @@ from pulsaride.migration.scaffold import (
 from pulsaride.migration.scaffold_columns import TypeOptions
 from pulsaride.migration.scaffold_review import summary_counts
 
+from . import options
 from .migrate import first_line
 
 
 @click.command("scaffold")
-@click.option("--source-url", metavar="URL",
-              help="Source database [default: PT_SOURCE_URL]; its password from PT_SRC_PASS.")
+@options.source_url("Source database [default: PT_SOURCE_URL]; its password from PT_SRC_PASS.")
 @click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False),
               default=Path("pulsaride-pipeline.yml"), show_default=True,
               help="Pipeline file to write; the other files go beside it.")
-@click.option("--target-url", metavar="URL",
-              help="Target database, recorded in the pipeline (PT_TARGET_URL) [default: none: "
-                   "PostgreSQL DDL, PT_TARGET_URL from the environment]. A sqlite:/// URL "
-                   "gets the SQLite flavour of the DDL.")
+@options.target_url("Target database, recorded in the pipeline (PT_TARGET_URL) [default: "
+                    "none: PostgreSQL DDL, PT_TARGET_URL from the environment]. A sqlite:/// "
+                    "URL gets the SQLite flavour of the DDL.")
 @click.option("--tables", metavar="T", multiple=True,
               help="Only these tables (repeat the option) [default: every table].")
 @click.option("--schema", "source_schema", metavar="S",
@@ -53,7 +52,7 @@ from .migrate import first_line
               help="SQLite sources: declared types corrected by what the data holds (one "
                    "aggregate query per table), or SQLite's affinity rules alone.")
 @click.option("--force", is_flag=True, help="Overwrite files that exist.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
+@options.as_json("Print a JSON summary.")
 def scaffold_command(source_url: str | None, output: Path, target_url: str | None,
                      tables: tuple[str, ...], source_schema: str | None, identifiers: str,
                      enums: str, tinyint1_boolean: bool, sqlite_types: str, force: bool,

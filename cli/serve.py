@@ -13,21 +13,20 @@ from pulsaride.engine.layout import DEFAULT_STATE_DIR, StateDir
 from pulsaride.engine.loader import load_pipeline_file
 from pulsaride.web.security import MIN_TOKEN_LENGTH, Guard, is_loopback
 
+from . import options
+
 GRACEFUL_SHUTDOWN_SECONDS = 2
 
 
 @click.command("serve")
-@click.option("--state-dir", type=click.Path(path_type=Path, file_okay=False),
-              envvar="PT_STATE_DIR",
-              help="Where runs are kept [default: .pulsaride beside --pipeline, or ./.pulsaride].")
-@click.option("--pipeline", "pipeline_file", type=click.Path(path_type=Path, dir_okay=False),
-              help="A pipeline file: its runs, its folder's transform files and its variables "
-                   "(database URLs) feed the dashboard.")
-@click.option("--transforms", "folder", type=click.Path(path_type=Path, file_okay=False),
-              help="Folder of the transform files for the health panel [default: the "
-                   "pipeline's folder, or .].")
-@click.option("--target-url", metavar="URL", help="Target database for the health panel.")
-@click.option("--source-url", metavar="URL", help="Source database (for orphan hints).")
+@options.state_dir(
+    "Where runs are kept [default: .pulsaride beside --pipeline, or ./.pulsaride].")
+@options.pipeline_option("A pipeline file: its runs, its folder's transform files and its "
+                         "variables (database URLs) feed the dashboard.")
+@options.transforms_folder("Folder of the transform files for the health panel [default: "
+                           "the pipeline's folder, or .].", default=None)
+@options.target_url("Target database for the health panel.")
+@options.source_url("Source database (for orphan hints).")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True)
 @click.option("--allow-remote", is_flag=True,

@@ -13,10 +13,7 @@ import click
 import orjson
 
 from pulsaride.engine.errors import EXIT_FAILED, BadInputError
-from pulsaride.engine.times import format_time
 from pulsaride.migration.catalog import transform_for
-from pulsaride.migration.names import file_stem
-from pulsaride.migration.registry import now
 from pulsaride.migration.transform import Transform, load_transform
 from pulsaride.migration.validation import (
     INCOMPLETE,
@@ -25,27 +22,22 @@ from pulsaride.migration.validation import (
     Result,
     Sides,
     absent_text,
-    record,
     validate_counts,
     validate_hash,
     validate_sample,
     worst,
 )
+from pulsaride.migration.validation_record import TableCheck, check_table
 
+from . import options
 from .text import printable
 
-TRANSFORMS = click.option("--transforms", "folder", type=click.Path(path_type=Path,
-                                                                     file_okay=False),
-                          default=Path(), show_default=True,
-                          help="Folder of the transform files (found by their target table).")
-SOURCE_URL = click.option("--source-url", metavar="URL", help="Source database [default: the "
-                                                              "transform file's, else env].")
-TARGET_URL = click.option("--target-url", metavar="URL", help="Target database [default: the "
-                                                              "transform file's, else env].")
-AS_JSON = click.option("--json", "as_json", is_flag=True, help="Print a JSON document.")
-TRANSFORM_FILES = click.option(
-    "--transform", "files", metavar="FILE", multiple=True, type=click.Path(path_type=Path),
-    help="A transform file to check the table of (repeatable); instead of --table.")
+TRANSFORMS = options.transforms_folder(
+    "Folder of the transform files (found by their target table).")
+SOURCE_URL = options.source_url("Source database [default: the transform file's, else env].")
+TARGET_URL = options.target_url("Target database [default: the transform file's, else env].")
+AS_JSON = options.as_json()
+TRANSFORM_FILES = options.transform_files()
 
 
 @click.group("validate")
@@ -59,9 +51,7 @@ def validate_group() -> None:
 
 
 @validate_group.command("counts")
-@click.option("--table", "tables", metavar="T", multiple=True,
-              help="Tables to count: --table a b c (or --table a --table b).")
-@click.argument("more_tables", nargs=-1, metavar="")
+@options.tables("Tables to count: --table a b c (or --table a --table b).")
 @TRANSFORM_FILES
 @TRANSFORMS
 @SOURCE_URL
@@ -78,9 +68,7 @@ def counts(tables: tuple[str, ...], more_tables: tuple[str, ...], files: tuple[P
 
 
 @validate_group.command("sample")
-@click.option("--table", "tables", metavar="T", multiple=True,
-              help="Tables to sample: --table a b (or --table a --table b).")
-@click.argument("more_tables", nargs=-1, metavar="")
+@options.tables("Tables to sample: --table a b (or --table a --table b).")
 @TRANSFORM_FILES
 @click.option("--sample", "fraction", type=click.FloatRange(0, 1, min_open=True), default=0.02,
               show_default=True, help="Fraction of the rows to compare.")
@@ -103,9 +91,7 @@ def sample(tables: tuple[str, ...], more_tables: tuple[str, ...], files: tuple[P
 
 
 @validate_group.command("hash")
-@click.option("--table", "tables", metavar="T", multiple=True,
-              help="Tables to check: --table a b (or --table a --table b).")
-@click.argument("more_tables", nargs=-1, metavar="")
+@options.tables("Tables to check: --table a b (or --table a --table b).")
 @TRANSFORM_FILES
 @click.option("--buckets", type=click.IntRange(1, 1_000_000), default=256, show_default=True,
               help="Key buckets compared by count and hash sum.")
@@ -126,9 +112,7 @@ def hash_command(tables: tuple[str, ...], more_tables: tuple[str, ...],
 
 
 @validate_group.command("all")
-@click.option("--table", "tables", metavar="T", multiple=True,
-              help="Tables to check: --table a b (or --table a --table b).")
-@click.argument("more_tables", nargs=-1, metavar="")
+@options.tables("Tables to check: --table a b (or --table a --table b).")
 @TRANSFORM_FILES
 @click.option("--buckets", type=click.IntRange(1, 1_000_000), default=256, show_default=True,
               help="Key buckets of the hash check.")
@@ -175,36 +159,27 @@ def _run(transform: Transform, source_url: str | None, target_url: str | None,
 
 def _run_checks(transform: Transform, source_url: str | None, target_url: str | None,
                 checks: list[tuple[Check, str | None]]) -> list[Result]:
-    """Run checks of one table on one pair of connections, each recorded and kept."""
-    results = []
-    sides = Sides.open(transform, source_url, target_url)
-    try:
-        for check, label in checks:
-            meter = _Meter(label) if label is not None else None
-            try:
-                result = check(sides, meter)
-            finally:
-                if meter is not None:
-                    meter.clear()
-            record(sides.target, result, os.environ.get("PT_RUN_ID"))
-            _keep_in_run_folder(result)
-            results.append(result)
-    finally:
-        sides.close()
-    return results
-
-
-def _keep_in_run_folder(result: Result) -> None:
-    """Inside a pipeline job, keep the result beside the run's other evidence."""
+    """Run checks of one table on one pair of connections, each recorded and kept (inside a
+    pipeline job, in the run's folder too)."""
     run_dir = os.environ.get("PT_RUN_DIR")
-    if not run_dir:
-        return
-    folder = Path(run_dir) / "validations"
-    folder.mkdir(parents=True, exist_ok=True)
-    stamp = format_time(now()).replace(":", "")
-    # A table's name is data: file_stem makes it a safe file name.
-    path = folder / f"{result.kind}-{file_stem(result.table)}-{stamp}.json"
-    path.write_bytes(orjson.dumps(result.document(), default=str, option=orjson.OPT_INDENT_2))
+    return check_table(transform, source_url, target_url,
+                       [_metered(check, label) for check, label in checks],
+                       run_id=os.environ.get("PT_RUN_ID"),
+                       run_dir=Path(run_dir) if run_dir else None)
+
+
+def _metered(check: Check, label: str | None) -> TableCheck:
+    """`check` with its progress on the terminal under `label` (none without one)."""
+
+    def metered(sides: Sides) -> Result:
+        meter = _Meter(label) if label is not None else None
+        try:
+            return check(sides, meter)
+        finally:
+            if meter is not None:
+                meter.clear()
+
+    return metered
 
 
 def _finish(results: list[Result], as_json: bool,
