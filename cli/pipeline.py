@@ -15,21 +15,14 @@ import click
 import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from pulsaride.engine.commands import RunRequest, decide_gate, resume_run, start_run
 from pulsaride.engine.errors import EXIT_OK
 from pulsaride.engine.loader import load_pipeline_file
 from pulsaride.engine.model import When
-from pulsaride.engine.operations import (
-    Identity,
-    RunRequest,
-    Services,
-    decide_gate,
-    read_run,
-    resume_run,
-    start_run,
-    utc_now,
-)
+from pulsaride.engine.run_views import read_run
 from pulsaride.engine.runner import Runner, RunResult
 from pulsaride.engine.seal import load_private_key
+from pulsaride.engine.services import Identity, Services, utc_now
 from pulsaride.projections.status import render_status, status_document
 
 from .evidence import export, history, import_run, keygen, seal, show, verify
