@@ -31,13 +31,7 @@ from typing import Any
 
 import orjson
 
-from .errors import (
-    BadInputError,
-    RunFileError,
-    RunIdError,
-    RunLockedError,
-    StoreWriteError,
-)
+from .errors import BadInputError, RunFileError, RunIdError, RunLockedError, StoreWriteError
 from .events import RunEvent, RunStarted
 from .inputs import SEALS_FILE_BYTES, read_bounded
 from .layout import StateDir, check_run_id, latest_of, seals_path, summary_of
@@ -48,6 +42,8 @@ from .seal import Seal, check_seal_types
 
 _READ_CHUNK = 8 * 1024 * 1024
 
+
+# ---- the run file and its lock -------------------------------------------------------------
 
 
 class RunFile:
@@ -364,6 +360,9 @@ def read_first_record(path: Path) -> dict[str, Any] | None:
     except orjson.JSONDecodeError:
         return None
     return record if isinstance(record, dict) else None
+
+
+# ---- the store of a state dir -------------------------------------------------------------
 
 
 class JsonlStore:
