@@ -42,8 +42,8 @@ from bench_replay import (  # type: ignore[import-not-found]  # the script next 
 )
 
 from pulsaride.engine.aggregate import PipelineRun
+from pulsaride.engine.jsonl_store import RunFile
 from pulsaride.engine.loader import load_pipeline_file
-from pulsaride.engine.store import RunFile
 
 RUN_ID = "bench-append"
 JOBS = 100

@@ -56,14 +56,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from pulsaride.engine.aggregate import PipelineRun
+from pulsaride.engine.commands import _recorded_pipeline, seal_head
 from pulsaride.engine.events import RecordedEvent, RunCheckpoint, RunFinished
 from pulsaride.engine.evidence import load_evidence
+from pulsaride.engine.jsonl_store import RunFile
 from pulsaride.engine.layout import StateDir
 from pulsaride.engine.loader import load_pipeline_file
 from pulsaride.engine.masking import Masker
-from pulsaride.engine.operations import _recorded_pipeline, seal_head
 from pulsaride.engine.seal import load_public_key
-from pulsaride.engine.store import RunFile
 from pulsaride.projections.verify import verify_run
 
 RUN_ID = "bench-evidence"

@@ -48,9 +48,9 @@ from pulsaride.engine.events import (
     RecordedEvent,
     RunFinished,
 )
+from pulsaride.engine.jsonl_store import RunFile
 from pulsaride.engine.loader import load_pipeline_file
 from pulsaride.engine.replay import replay
-from pulsaride.engine.store import RunFile
 from pulsaride.engine.times import format_time
 
 RUN_ID = "bench-replay"

@@ -40,11 +40,11 @@ import harness  # noqa: E402
 from bench_engine import lanes_dag, pipeline_yaml  # noqa: E402
 
 from pulsaride.engine.events import RunEvent, RunStarted  # noqa: E402
+from pulsaride.engine.jsonl_store import JsonlStore, RunFile  # noqa: E402
 from pulsaride.engine.layout import StateDir  # noqa: E402
 from pulsaride.engine.pgstore import PostgresStore  # noqa: E402
 from pulsaride.engine.replay import replay  # noqa: E402
-from pulsaride.engine.runstore import JsonlStore, RunStore  # noqa: E402
-from pulsaride.engine.store import RunFile  # noqa: E402
+from pulsaride.engine.runstore import RunStore  # noqa: E402
 
 BIN = Path(sys.executable).parent
 OWNER = {"pid": os.getpid(), "host": "bench", "user": "bench", "since": "now"}

@@ -16,7 +16,8 @@ Then, against a real `pt serve` process on a free loopback port:
         the cost of one live update as the page does it (fetch the fragment, swap it in,
         force layout);
   (iii) in-process breakdown of the server's work for one page: replay + status document
-        (projections.queries.run_document), the SVG (projections.dag_svg.render_dag) and the
+        (engine.run_views.read_run, projections.documents.run_document), the SVG
+        (projections.dag_svg.render_dag) and the
         template; and for the timeline fragment the page loads when its <details> is opened.
 
     .venv/bin/python bench/bench_serve.py [--lanes 250 --stages 4] [--repeats 20] [--json]
@@ -215,8 +216,8 @@ def browser_times(url: str, repeats: int) -> dict[str, Any]:
 def breakdown(state: Path, repeats: int, profile: int) -> dict[str, Any]:
     from pulsaride.engine.layout import StateDir  # noqa: PLC0415
     from pulsaride.projections.dag_svg import render_dag  # noqa: PLC0415
-    from pulsaride.projections.queries import run_document  # noqa: PLC0415
     from pulsaride.web.app import TEMPLATES  # noqa: PLC0415
+    from pulsaride.web.app import run_document_of as run_document  # noqa: PLC0415
 
     states = StateDir(state)
     document = run_document(states, RUN_ID)

@@ -12,8 +12,8 @@ import click
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from pulsaride.engine.operations import Identity, Services
     from pulsaride.engine.runner import RunObserver
+    from pulsaride.engine.services import Identity, Services
 
 
 def _tool_bin() -> Path | None:
@@ -38,7 +38,7 @@ class Pt:
                  seal_key: Ed25519PrivateKey | None = None) -> Services:
         """The services, with what one command adds: its observer, identity or seal key."""
         if self.base is None:
-            from pulsaride.engine.operations import Services  # noqa: PLC0415
+            from pulsaride.engine.services import Services  # noqa: PLC0415
 
             self.base = Services()
         services = self.base

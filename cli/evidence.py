@@ -14,19 +14,16 @@ import orjson
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from pulsaride.engine.commands import import_jsonl, seal_run
 from pulsaride.engine.errors import EXIT_FAILED, BadInputError, PulsarideError
 from pulsaride.engine.evidence import RunEvidence, load_evidence, write_bundle
 from pulsaride.engine.inputs import PIPELINE_FILE_BYTES, read_bounded
 from pulsaride.engine.layout import StateDir
-from pulsaride.engine.operations import (
-    import_jsonl,
-    locate_run,
-    read_run,
-    seal_run,
-    tool_version,
-)
-from pulsaride.engine.runstore import safe_url as store_where
+from pulsaride.engine.masking import safe_url as store_where
+from pulsaride.engine.run_views import list_runs, locate_run, read_run
 from pulsaride.engine.seal import key_id, load_private_key, load_public_key
+from pulsaride.engine.services import tool_version
+from pulsaride.projections.documents import history_rows
 from pulsaride.projections.export import (
     bundle_files,
     export_csv,
@@ -35,7 +32,6 @@ from pulsaride.projections.export import (
     run_records,
 )
 from pulsaride.projections.history import history_document, render_history
-from pulsaride.projections.queries import history_rows
 from pulsaride.projections.timeline import render_timeline, timeline
 from pulsaride.projections.verify import VerifyReport, verify_run
 
@@ -83,7 +79,7 @@ def history(pipeline_file: Path | None, state_dir: Path | None, store: str | Non
     """Every run of FILE (or of the state dir or store), oldest first: who, when, outcome,
     counts."""
     state = _state(pipeline_file, state_dir)
-    rows = history_rows(state, pipeline_file, store or None)
+    rows = history_rows(list_runs(state, pipeline_file, store or None))
     if as_json:
         _print_json(history_document(rows))
     elif rows:

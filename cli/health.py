@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 
 from pulsaride.engine.errors import EXIT_FAILED, PulsarideError
 from pulsaride.engine.loader import load_pipeline_file
-from pulsaride.engine.operations import read_run
+from pulsaride.engine.run_views import read_run
 from pulsaride.migration.catalog import transforms_in
 from pulsaride.migration.database import (
     SOURCE,

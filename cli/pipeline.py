@@ -15,19 +15,14 @@ import click
 import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from pulsaride.engine.commands import RunRequest, decide_gate, resume_run, start_run
 from pulsaride.engine.errors import EXIT_OK
 from pulsaride.engine.loader import load_pipeline_file
 from pulsaride.engine.model import When
-from pulsaride.engine.operations import (
-    Identity,
-    RunRequest,
-    decide_gate,
-    read_run,
-    resume_run,
-    start_run,
-)
+from pulsaride.engine.run_views import read_run
 from pulsaride.engine.runner import Runner, RunResult
 from pulsaride.engine.seal import load_private_key
+from pulsaride.engine.services import Identity
 from pulsaride.projections.status import render_status, status_document
 
 from . import options

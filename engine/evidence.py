@@ -1,7 +1,8 @@
 """A run's evidence as files: the run file, the pipeline file as run, job logs and seals.
 
 Reading is read-only and confined to the run's own folder: a path named in a line (a log, a
-copy) is only followed if it stays inside `<runs>/<run-id>/`. Bundles are written here too.
+copy) is only followed if it stays inside `<runs>/<run-id>/`; the bytes come through the
+store (engine/jsonl_store.py). Bundles, an output the user names, are written here.
 """
 
 from __future__ import annotations
@@ -15,11 +16,10 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from .errors import RunIdError
-from .layout import StateDir
-from .runstore import open_store
-from .seal import Seal, read_seals, seals_path
-from .store import check_run_id
+from .jsonl_store import read_seals, read_side_file, run_files
+from .layout import StateDir, check_run_id, seals_path
+from .seal import Seal
+from .stores import open_store
 
 
 @dataclass(frozen=True)
@@ -55,14 +55,14 @@ class RunEvidence:
         path = self.artifact_path(relative)
         if path is None or not path.is_file():
             return None
-        return path.read_bytes()
+        return read_side_file(path)
 
     def side_file(self, name: str) -> bytes | None:
         """A set-aside torn tail of this run (`<id>.jsonl.tail-...`), if present."""
         if "/" in name or not name.startswith(f"{self.run_id}.jsonl.tail-"):
             return None
         path = self.runs / name
-        return path.read_bytes() if path.is_file() and not path.is_symlink() else None
+        return read_side_file(path) if path.is_file() and not path.is_symlink() else None
 
     def artifact_path(self, relative: str) -> Path | None:
         """Where a file a line names lives, if it is inside the run's folder."""
@@ -86,32 +86,15 @@ class RunEvidence:
 
     def files(self) -> Iterator[tuple[str, Path]]:
         """Every file of the run: (path relative to the runs folder, path on disk)."""
-        yield f"{self.run_id}.jsonl", self.run_file
-        seals = seals_path(self.run_file)
-        if seals.is_file():
-            yield seals.name, seals
-        for side in sorted(self.runs.glob(f"{self.run_id}.jsonl.tail-*")):
-            yield side.name, side
-        folder = self.runs / self.run_id
-        if folder.is_dir():
-            for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.is_symlink()):
-                yield str(path.relative_to(self.runs)), path
+        return run_files(self.runs, self.run_id)
 
 
 def load_evidence(state: StateDir, run_id: str, store: str | None = None) -> RunEvidence:
     """Read a run's lines (from the state dir's file, or the shared `store`) and seals;
     RunIdError if the run does not exist."""
     path = state.run_file(check_run_id(run_id))
-    if store:
-        with closing(open_store(store, state)) as runs:
-            data = runs.read_bytes(run_id)
-    else:
-        if path.is_symlink():
-            raise RunIdError(f"{path} is a symbolic link; refusing it")
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise RunIdError(f"no run {run_id} in {state.runs}") from None
+    with closing(open_store(store, state)) as runs:
+        data = runs.read_bytes(run_id)
     seals, problems = read_seals(seals_path(path))
     return RunEvidence(run_id=run_id, runs=state.runs, data=data, seals=seals,
                        seal_problems=problems)
@@ -124,7 +107,7 @@ def write_bundle(evidence: RunEvidence, extra: dict[str, bytes], target: Path,
     root = f"pulsaride-run-{evidence.run_id}"
     run_file = f"{evidence.run_id}.jsonl"  # its bytes as read (they may come from a database)
     members: list[tuple[str, bytes]] = [
-        (name, evidence.data if name == run_file else path.read_bytes())
+        (name, evidence.data if name == run_file else read_side_file(path))
         for name, path in evidence.files()]
     members += sorted(extra.items())
     manifest = [(hashlib.sha256(data).hexdigest(), name) for name, data in members]

@@ -1,4 +1,5 @@
-"""Where a pipeline's runs live on disk, and finding them.
+"""Where a pipeline's runs live on disk: names only (the files are read and written by
+engine/jsonl_store.py alone).
 
     <state dir>/pipeline-runs/<run-id>.jsonl        the run's events (source of truth)
     <state dir>/pipeline-runs/<run-id>.lock         held by the process running it
@@ -6,35 +7,48 @@
     <state dir>/pipeline-runs/<run-id>.seals.jsonl  seals (engine/seal.py)
     <state dir>/pipeline-runs/<run-id>.jsonl.tail-<n>-<digest>   set-aside torn tails
 
-No run id can name another run's side file: see store.RESERVED_SEGMENTS and ADR 0016.
+No run id can name another run's side file: see RESERVED_SEGMENTS and ADR 0016.
 
 The state dir defaults to `.pulsaride` beside the pipeline file.
 """
 
 from __future__ import annotations
 
-import errno
-import os
-import secrets
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import RunIdError, RunNotFoundError
-from .store import RUNS_FOLDER, check_run_id, read_first_record
+from .runstore import RunSummary
 
 DEFAULT_STATE_DIR = ".pulsaride"
+RUNS_FOLDER = "pipeline-runs"
+# 1-64 letters, digits, '_', '.', '-'; a letter or digit first; never '..' (also the pattern
+# of the dashboard's OpenAPI document, so it is written without look-arounds).
+RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*\.?$"
+RUN_ID_MAX = 64
+_RUN_ID = re.compile(RUN_ID_PATTERN)
+RESERVED_SEGMENTS = frozenset({"jsonl", "lock", "seals"})
+"""Words no dot-separated part of a run id after the first may be (in any case), because the
+store names a run's side files by adding them to the id: `<id>.jsonl`, `<id>.lock`,
+`<id>.seals.jsonl`, `<id>.jsonl.tail-<n>-<digest>`, and the folder `<id>/`. Without them no
+id's file or folder can be another id's side file (ADR 0016)."""
 
 
-@dataclass(frozen=True)
-class RunSummary:
-    """What a run's first line says: enough to list and pick runs."""
-
-    run_id: str
-    started_at: str
-    pipeline_path: str
-    started_by: str
-    where: str  # the run file, or the run in a shared store
+def check_run_id(run_id: str) -> str:
+    """Return `run_id` if it is a safe file-name-like id that names no other run's side file;
+    raise RunIdError otherwise."""
+    if len(run_id) > RUN_ID_MAX or not _RUN_ID.match(run_id):
+        raise RunIdError(
+            f"invalid run id {run_id!r}: use 1-64 letters, digits, '_', '.', '-' "
+            "(no path separators, no '..')")
+    reserved = [part for part in run_id.split(".")[1:] if part.lower() in RESERVED_SEGMENTS]
+    if reserved:
+        raise RunIdError(
+            f"invalid run id {run_id!r}: '.{reserved[0]}' is reserved for the store's own "
+            "files (<id>.jsonl, <id>.lock, <id>.seals.jsonl, <id>.jsonl.tail-*)")
+    return run_id
 
 
 @dataclass(frozen=True)
@@ -50,6 +64,13 @@ class StateDir:
             return cls(override.absolute())
         return cls(pipeline_path.absolute().parent / DEFAULT_STATE_DIR)
 
+    @classmethod
+    def for_command(cls, pipeline_path: Path | None, override: Path | None) -> StateDir:
+        """The state dir of a command whose pipeline file is optional."""
+        if pipeline_path is None:
+            return cls((override or Path(DEFAULT_STATE_DIR)).absolute())
+        return cls.for_pipeline(pipeline_path, override)
+
     @property
     def runs(self) -> Path:
         """The folder of run files."""
@@ -63,6 +84,10 @@ class StateDir:
         """The lock file of `run_id`."""
         return self.runs / f"{check_run_id(run_id)}.lock"
 
+    def seals_file(self, run_id: str) -> Path:
+        """The seals of `run_id`."""
+        return seals_path(self.run_file(run_id))
+
     def run_folder(self, run_id: str) -> Path:
         """The folder of `run_id`'s artifacts (job logs)."""
         return self.runs / check_run_id(run_id)
@@ -71,52 +96,10 @@ class StateDir:
         """Log file of one attempt of a job, relative to the runs folder."""
         return Path(check_run_id(run_id)) / "logs" / job / f"attempt-{attempt}.log"
 
-    def keep_copy(self, run_id: str, name: str, data: bytes) -> Path:
-        """Store `data` (a pipeline file as run) in the run's folder; return its relative path."""
-        relative = Path(check_run_id(run_id)) / name
-        target = self.runs / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            # O_NOFOLLOW: a symbolic link planted at the copy's path is refused, not written
-            # through (it could point at any file the user can write).
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                raise RunIdError(f"{target} is a symbolic link; refusing to write through it"
-                                 ) from None
-            raise
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        return relative
 
-    def new_run_id(self) -> str:
-        """A fresh random run id (12 hex digits) not used in this state dir."""
-        while True:
-            run_id = secrets.token_hex(6)
-            if not self.run_file(run_id).exists():
-                return run_id
-
-    def summaries(self) -> list[RunSummary]:
-        """Every readable run in this state dir, oldest first."""
-        found = []
-        if not self.runs.is_dir():
-            return []
-        for path in self.runs.glob("*.jsonl"):
-            record = read_first_record(path)
-            summary = _summary(path, record) if record else None
-            if summary is not None:
-                found.append(summary)
-        return sorted(found, key=lambda s: (s.started_at, s.run_id))
-
-    def latest_run(self, pipeline_path: Path) -> str:
-        """The id of the most recently started run of `pipeline_path`."""
-        return latest_of(self.summaries(), pipeline_path, str(self.runs))
-
-
-def _summary(path: Path, record: dict[str, Any]) -> RunSummary | None:
-    return summary_of(record, path.stem, str(path))
+def seals_path(run_file: Path) -> Path:
+    """Where the seals of a run file are kept."""
+    return run_file.with_name(run_file.name.removesuffix(".jsonl") + ".seals.jsonl")
 
 
 def summary_of(record: dict[str, Any], run_id: str, where: str) -> RunSummary | None:

@@ -12,6 +12,8 @@ import dataclasses
 import hashlib
 import types
 import typing
+from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -19,6 +21,7 @@ import orjson
 from eventsourcing.utils import get_topic
 
 from .aggregate import PipelineRun
+from .errors import StoreWriteError
 from .events import EVENT_TYPES, JobEvent, RunEvent, RunStarted
 from .times import format_time, parse_time
 from .transitions import TARGET
@@ -140,3 +143,62 @@ def decode(record: dict[str, Any]) -> RunEvent | RunStarted:
 
 
 _RUN_TOPIC = get_topic(PipelineRun)
+
+
+@dataclass(frozen=True)
+class Tail:
+    """Bytes after the last good line: a torn or garbled write."""
+
+    offset: int
+    data: bytes
+    first_line_no: int
+
+    @property
+    def sha256(self) -> str:
+        """Digest of the tail bytes."""
+        return hashlib.sha256(self.data).hexdigest()
+
+
+def chained_lines(events: Sequence[RunEvent | RunStarted], seq: int, head: str,
+                  where: str) -> tuple[list[bytes], str]:
+    """The lines of `events`, which must follow line `seq`, each chained to the one before
+    (the first to `head`); and the new head. Shared by every store."""
+    lines: list[bytes] = []
+    for event in events:
+        if event.originator_version != seq + len(lines) + 1:
+            raise StoreWriteError(f"{where}: event out of sequence (internal error)")
+        line = encode(event, head)
+        head = digest(line)
+        lines.append(line)
+    return lines, head
+
+
+def check_line(raw: bytes, run_id: str, seq: int, head: str, lines: int) -> RunEvent | RunStarted:
+    """The event of the line after line `lines` (whose seq and digest are `seq` and `head`);
+    LineError unless it is well formed, in sequence, chained and of run `run_id`."""
+    try:
+        record = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise LineError("not a JSON line") from None
+    if not isinstance(record, dict):
+        raise LineError("not a JSON object")
+    if record.get("seq") != seq + 1:
+        raise LineError(f"seq is {record.get('seq')!r}, expected {seq + 1}")
+    if record.get("prev") != head:
+        raise LineError(f"prev does not match the SHA-256 of line {lines} (chain broken: "
+                        f"line {lines} was changed, or lines were removed or "
+                        "inserted before this one)")
+    if record.get("pipeline_run_id") != run_id:
+        raise LineError(f"belongs to run {record.get('pipeline_run_id')!r}, not {run_id!r}")
+    if (seq == 0) != (record.get("event") == "RunStarted"):
+        raise LineError("a run file starts with RunStarted, and only there")
+    return decode(record)
+
+
+def looks_like_event(raw: bytes) -> bool:
+    """True if `raw` parses as a line of some run (whatever its chain): never a torn write."""
+    try:
+        record = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(record, dict) and "seq" in record and "event" in record

@@ -21,7 +21,7 @@ import base64
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
-from urllib.parse import quote, quote_plus, unquote
+from urllib.parse import quote, quote_plus, unquote, urlsplit, urlunsplit
 
 import orjson
 
@@ -173,3 +173,12 @@ def mask_variables(variables: Mapping[str, str],
     """Variables with the values of secret-looking or declared-secret names replaced by MASK."""
     declared = set(secret_names)
     return {k: (MASK if is_secret_name(k) or k in declared else v) for k, v in variables.items()}
+
+
+def safe_url(url: str) -> str:
+    """`url` without its password, fit for messages and for the record."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))

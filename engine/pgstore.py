@@ -30,10 +30,10 @@ from psycopg import sql
 
 from .errors import RunFileError, RunIdError, RunLockedError, StoreError, StoreWriteError
 from .events import RunEvent, RunStarted
-from .layout import RunSummary, latest_of, summary_of
-from .lines import GENESIS, LineError, digest
-from .runstore import safe_url
-from .store import Tail, chained_lines, check_line, check_run_id
+from .layout import check_run_id, latest_of, summary_of
+from .lines import GENESIS, LineError, Tail, chained_lines, check_line, digest
+from .masking import safe_url
+from .runstore import RunSummary
 
 EVENTS_TABLE = "pulsaride_events"
 OWNERS_TABLE = "pulsaride_run_owners"

@@ -4,27 +4,25 @@ A seal says "line `seq` of run `run_id` had the digest `head`". Because every li
 is the digest of the line before it, the head stands for every line up to `seq`: rewriting any
 of them, or cutting the file below `seq`, no longer matches a seal — which the chain alone
 cannot show, since whoever rewrites the file can recompute every `prev`. Seals are appended
-to `<run-id>.seals.jsonl`; they are attestations about the run file, not lines of it.
+to `<run-id>.seals.jsonl` (by engine/jsonl_store.py); they are attestations about the run
+file, not lines of it.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
-import fcntl
 import hashlib
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from .errors import BadInputError
-from .inputs import KEY_FILE_BYTES, SEALS_FILE_BYTES, read_bounded
+from .inputs import KEY_FILE_BYTES, read_bounded
 
 ALGORITHM = "ed25519"
 _DOMAIN = b"pulsaride-seal/1\n"
@@ -106,44 +104,7 @@ def signature_valid(seal: Seal, public_key: Ed25519PublicKey) -> bool:
     return True
 
 
-def seals_path(run_file: Path) -> Path:
-    """Where the seals of a run file are kept."""
-    return run_file.with_name(run_file.name.removesuffix(".jsonl") + ".seals.jsonl")
-
-
-def append_seal(path: Path, seal: Seal) -> None:
-    """Add a seal (one line, locked, synced)."""
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        os.write(fd, orjson.dumps(asdict(seal)) + b"\n")
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def read_seals(path: Path) -> tuple[list[Seal], list[str]]:
-    """The seals in `path` and a message for each line that is not a well-formed seal."""
-    seals: list[Seal] = []
-    problems: list[str] = []
-    if not path.exists():
-        return seals, problems
-    try:
-        data = read_bounded(path, SEALS_FILE_BYTES, "seals file")
-    except BadInputError as exc:
-        return seals, [str(exc)]
-    for number, line in enumerate(data.splitlines(), start=1):
-        try:
-            seal = Seal(**orjson.loads(line))
-            _check_types(seal)
-        except (orjson.JSONDecodeError, TypeError) as exc:
-            problems.append(f"{path.name} line {number}: not a seal ({exc})")
-        else:
-            seals.append(seal)
-    return seals, problems
-
-
-def _check_types(seal: Seal) -> None:
+def check_seal_types(seal: Seal) -> None:
     """TypeError unless every field has its type (the file may have been tampered with)."""
     for name, value in asdict(seal).items():
         if name == "seq":

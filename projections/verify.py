@@ -27,6 +27,7 @@ from pulsaride.engine.events import (
     RunStarted,
 )
 from pulsaride.engine.evidence import RunEvidence as Evidence
+from pulsaride.engine.fastschema import Check, Unsure, compile_schema
 from pulsaride.engine.gates import decision_refusal, expected_expiry
 from pulsaride.engine.lines import GENESIS, LineError, decode
 from pulsaride.engine.loader import parse_pipeline
@@ -34,8 +35,6 @@ from pulsaride.engine.masking import MASK
 from pulsaride.engine.model import definition_bounds_problems, definition_digest
 from pulsaride.engine.seal import Seal, key_id, signature_valid
 from pulsaride.schemas import load_schema
-
-from .fastschema import Check, Unsure, compile_schema
 
 SCHEMA = "pulsaride.verification/1"
 

@@ -6,7 +6,7 @@ gate, has one approval refused by policy and one granted: every kind of fact the
 
 Golden files: tests/golden/export.csv and tests/golden/export.json hold the exports of a fully
 deterministic run (fixed clock, identity, run id and scripted job outcomes, driven in-process
-through engine.operations). Only what must vary is normalised: the temporary folder, the
+through engine.commands). Only what must vary is normalised: the temporary folder, the
 digests of lines (they cover the folder and the tool version written in the lines; each one is
 checked to be the digest of the line it names before it is replaced), exported_at and
 tool_version. Regenerate them after an intended format change with:
@@ -31,18 +31,12 @@ from typing import Any
 import orjson
 import pytest
 
+from pulsaride.engine.commands import RunRequest, decide_gate, resume_run, start_run
 from pulsaride.engine.errors import GateError
 from pulsaride.engine.executor import JobExit, Launch
 from pulsaride.engine.masking import is_secret_name
-from pulsaride.engine.operations import (
-    Identity,
-    RunRequest,
-    Services,
-    decide_gate,
-    resume_run,
-    start_run,
-)
 from pulsaride.engine.runner import Runner, RunResult
+from pulsaride.engine.services import Identity, Services
 from pulsaride.projections.export import CSV_COLUMNS
 from tests.conftest import PT, run_pt
 

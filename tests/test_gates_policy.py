@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 import pytest
 
-from pulsaride.engine.operations import read_run
+from pulsaride.engine.run_views import read_run
 from pulsaride.projections.status import status_document
 from tests.conftest import PT, run_pt
 

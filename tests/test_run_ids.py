@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from pulsaride.engine.errors import RunIdError
-from pulsaride.engine.store import check_run_id
+from pulsaride.engine.layout import check_run_id
 from tests.conftest import run_pt
 
 PIPELINE = """\

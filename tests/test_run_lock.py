@@ -16,7 +16,7 @@ import orjson
 import pytest
 
 from pulsaride.engine.errors import RunLockedError
-from pulsaride.engine.store import RunLock
+from pulsaride.engine.jsonl_store import RunLock
 
 HOLDER = """
 import fcntl, os, sys, time

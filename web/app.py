@@ -25,10 +25,12 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from pulsaride.engine.errors import PulsarideError, RunIdError
-from pulsaride.engine.layout import StateDir
-from pulsaride.engine.store import check_run_id
+from pulsaride.engine.jsonl_store import log_tail, runs_fingerprint
+from pulsaride.engine.layout import StateDir, check_run_id
+from pulsaride.engine.run_views import list_runs, read_run
+from pulsaride.engine.services import utc_now
 from pulsaride.projections.dag_svg import render_dag
-from pulsaride.projections.queries import history_rows, run_document
+from pulsaride.projections.documents import history_rows, run_document
 
 from .health import HealthSource
 from .openapi import openapi_document
@@ -102,7 +104,7 @@ def _runs_live(config: DashboardConfig, request: Request) -> Response:
 
 
 def _runs_context(config: DashboardConfig) -> dict[str, Any]:
-    rows = list(reversed(history_rows(config.state)))
+    rows = list(reversed(history_rows(list_runs(config.state))))
     return {"rows": rows, "state_dir": str(config.state.runs),
             "health": _health(config)}
 
@@ -120,7 +122,7 @@ def _run_context(config: DashboardConfig, request: Request) -> dict[str, Any]:
     context: dict[str, Any] = {"run_id": run_id, "health": _health(config), "damaged": None}
     try:
         # The timeline (one row per line: thousands on a big run) loads when it is opened.
-        document = run_document(config.state, run_id)
+        document = run_document_of(config.state, run_id)
     except PulsarideError as exc:
         context["damaged"] = str(exc)
         return context
@@ -132,7 +134,7 @@ def _run_context(config: DashboardConfig, request: Request) -> dict[str, Any]:
 def _run_timeline(config: DashboardConfig, request: Request) -> Response:
     run_id = _run_id(config, request)
     try:
-        document = run_document(config.state, run_id, with_timeline=True)
+        document = run_document_of(config.state, run_id, with_timeline=True)
     except PulsarideError as exc:
         raise HTTPException(409, f"run {run_id} cannot be read: {exc}") from None
     return TEMPLATES.TemplateResponse(request, "_timeline.html", {"document": document})
@@ -149,25 +151,21 @@ def _job_log(config: DashboardConfig, request: Request) -> Response:
     run_id = _run_id(config, request)
     job = request.path_params["job"]
     try:
-        document = run_document(config.state, run_id)
+        document = run_document_of(config.state, run_id)
     except PulsarideError as exc:
         raise HTTPException(409, f"run {run_id} cannot be read: {exc}") from None
     jobs = {j["name"]: j for s in document["stages"] for j in s["jobs"]}
     if job not in jobs:
         raise HTTPException(404, f"run {run_id} has no job {job}")
-    return PlainTextResponse(_log_tail(config.state, jobs[job].get("log")) or "(no output)")
+    tail = log_tail(config.state, jobs[job].get("log"), LOG_TAIL_BYTES)
+    return PlainTextResponse(tail or "(no output)")
 
 
-def _log_tail(state: StateDir, relative: str | None) -> str:
-    if not relative:
-        return ""
-    path = (state.runs / relative).resolve()
-    if not path.is_relative_to(state.runs.resolve()) or not path.is_file():
-        return ""
-    size = path.stat().st_size
-    with path.open("rb") as handle:
-        handle.seek(max(0, size - LOG_TAIL_BYTES))
-        return handle.read().decode("utf-8", errors="replace")
+def run_document_of(state: StateDir, run_id: str, *, with_timeline: bool = False
+                  ) -> dict[str, Any]:
+    """The status document of one run (plus its timeline when asked)."""
+    view = read_run(None, state.root, run_id, with_events=with_timeline)
+    return run_document(view, utc_now(), with_timeline=with_timeline)
 
 
 def _run_id(config: DashboardConfig, request: Request) -> str:
@@ -192,13 +190,13 @@ def _health(config: DashboardConfig) -> dict[str, Any] | None:
 
 def _api_runs(config: DashboardConfig, _request: Request) -> Response:
     return JSONResponse({"schema": "pulsaride.history/1", "runs": list(reversed(
-        history_rows(config.state)))})
+        history_rows(list_runs(config.state))))})
 
 
 def _api_run(config: DashboardConfig, request: Request) -> Response:
     run_id = _run_id(config, request)
     try:
-        return JSONResponse(run_document(config.state, run_id, with_timeline=True))
+        return JSONResponse(run_document_of(config.state, run_id, with_timeline=True))
     except PulsarideError as exc:
         return JSONResponse({"pipeline_run_id": run_id, "damaged": str(exc)}, status_code=409)
 
@@ -243,12 +241,12 @@ async def _changes(request: Request, config: DashboardConfig,
     """An event whenever the watched run file (or any run file) changes, until the client
     goes away or the server stops."""
     state = config.state
-    last = _fingerprint(state, run_id)
+    last = runs_fingerprint(state, run_id)
     quiet = 0.0
     yield "retry: 2000\n\n"
     while not config.stopping() and not await request.is_disconnected():
         await asyncio.sleep(EVENT_POLL_SECONDS)
-        current = _fingerprint(state, run_id)
+        current = runs_fingerprint(state, run_id)
         if current != last:
             last = current
             quiet = 0.0
@@ -259,15 +257,3 @@ async def _changes(request: Request, config: DashboardConfig,
                 quiet = 0.0
                 yield ": heartbeat\n\n"
 
-
-def _fingerprint(state: StateDir, run_id: str | None) -> str:
-    paths = [state.run_file(run_id)] if run_id else sorted(state.runs.glob("*.jsonl")) \
-        if state.runs.is_dir() else []
-    parts = []
-    for path in paths:
-        try:
-            stat = path.stat()
-        except OSError:
-            continue
-        parts.append(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}")
-    return str(hash("|".join(parts)))

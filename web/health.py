@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from pulsaride.engine.errors import PulsarideError
-from pulsaride.engine.operations import read_run
+from pulsaride.engine.run_views import read_run
 from pulsaride.migration.catalog import transforms_in
 from pulsaride.migration.database import (
     SOURCE,

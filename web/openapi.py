@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pulsaride.engine.store import RUN_ID_MAX, RUN_ID_PATTERN
+from pulsaride.engine.layout import RUN_ID_MAX, RUN_ID_PATTERN
 
 _OBJECT = {"type": "object"}
 _ERROR = {"description": "Error", "content": {"text/plain": {"schema": {"type": "string"}}}}

@@ -29,10 +29,10 @@ from hypothesis import strategies as st
 
 from pulsaride.engine.errors import PulsarideError
 from pulsaride.engine.evidence import RunEvidence
+from pulsaride.engine.jsonl_store import RunFile
 from pulsaride.engine.lines import LineError, decode
 from pulsaride.engine.loader import parse_pipeline
 from pulsaride.engine.replay import replay
-from pulsaride.engine.store import RunFile
 from pulsaride.migration.transform import load_transform
 from pulsaride.projections.verify import verify_run
 from tests.property.sim import RUN_ID, Scenario

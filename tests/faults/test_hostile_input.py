@@ -24,7 +24,7 @@ import orjson
 import pytest
 
 from pulsaride.engine.errors import RunIdError
-from pulsaride.engine.store import check_run_id
+from pulsaride.engine.layout import check_run_id
 from tests.runfile_checks import check_run_file
 from tests.test_cli_input import BOMB
 

@@ -27,9 +27,9 @@ import orjson
 
 from pulsaride.engine.errors import RunFileError
 from pulsaride.engine.evidence import load_evidence
+from pulsaride.engine.jsonl_store import RunFile
 from pulsaride.engine.layout import StateDir
 from pulsaride.engine.replay import replay
-from pulsaride.engine.store import RunFile
 from pulsaride.projections.verify import verify_run
 from tests.conftest import run_pt
 from tests.runfile_checks import check_run_file, lock_is_free

@@ -42,7 +42,7 @@ import orjson
 import pytest
 
 from pulsaride.engine.errors import RunFileError
-from pulsaride.engine.operations import read_run
+from pulsaride.engine.run_views import read_run
 from tests.property.sim import RUN_ID, Scenario
 from tests.property.strategies import CrashPoint, JobSpec, Outcomes, PipelineSpec
 

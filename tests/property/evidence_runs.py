@@ -26,17 +26,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import assume
 from hypothesis import strategies as st
 
+from pulsaride.engine.commands import RunRequest, decide_gate, resume_run, start_run
 from pulsaride.engine.executor import JobExit, Launch
 from pulsaride.engine.layout import StateDir
-from pulsaride.engine.operations import (
-    RunRequest,
-    Services,
-    decide_gate,
-    read_run,
-    resume_run,
-    start_run,
-)
+from pulsaride.engine.run_views import read_run
 from pulsaride.engine.runner import RunResult
+from pulsaride.engine.services import Services
 from pulsaride.engine.transitions import WAITING
 
 from .sim import IDENTITY, FakeClock, Observer, SimulatedExecutor, World

@@ -23,21 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from pulsaride.engine.aggregate import PipelineRun
+from pulsaride.engine.commands import RunRequest, decide_gate, resume_run, start_run
 from pulsaride.engine.executor import Executor, JobExit, Launch
+from pulsaride.engine.jsonl_store import RunFile, RunLock
 from pulsaride.engine.layout import StateDir
 from pulsaride.engine.masking import Masker
-from pulsaride.engine.operations import (
-    Identity,
-    RunRequest,
-    Services,
-    decide_gate,
-    read_run,
-    resume_run,
-    start_run,
-)
 from pulsaride.engine.replay import replay
+from pulsaride.engine.run_views import read_run
 from pulsaride.engine.runner import Runner, RunObserver, RunResult
-from pulsaride.engine.store import RunFile, RunLock
+from pulsaride.engine.services import Identity, Services
 from pulsaride.engine.transitions import WAITING
 
 from .invariants import file_lines

@@ -31,18 +31,13 @@ from hypothesis.stateful import (
     rule,
 )
 
+from pulsaride.engine.commands import RunRequest, decide_gate, resume_run, start_run
 from pulsaride.engine.executor import JobExit
-from pulsaride.engine.operations import (
-    RunRequest,
-    Services,
-    decide_gate,
-    read_run,
-    resume_run,
-    start_run,
-)
+from pulsaride.engine.jsonl_store import RunLock
+from pulsaride.engine.run_views import read_run
 from pulsaride.engine.runner import Runner, RunResult
 from pulsaride.engine.scheduler import next_timer
-from pulsaride.engine.store import RunLock
+from pulsaride.engine.services import Services
 from pulsaride.engine.transitions import DONE, RETRYING, RUNNING, TERMINAL, WAITING
 
 from .invariants import check_run_file

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from pulsaride.engine.store import RunLock
+from pulsaride.engine.jsonl_store import RunLock
 from tests.conftest import PT, run_lines, run_pt
 
 WriteFile = Callable[..., Path]

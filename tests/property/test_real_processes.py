@@ -18,19 +18,14 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pulsaride.engine.commands import RunRequest, decide_gate, resume_run, start_run
 from pulsaride.engine.executor import JobExit, Launch, LocalExecutor
+from pulsaride.engine.jsonl_store import RunLock
 from pulsaride.engine.layout import StateDir
 from pulsaride.engine.masking import Masker
-from pulsaride.engine.operations import (
-    RunRequest,
-    Services,
-    decide_gate,
-    read_run,
-    resume_run,
-    start_run,
-)
+from pulsaride.engine.run_views import read_run
 from pulsaride.engine.runner import RunObserver, RunResult
-from pulsaride.engine.store import RunLock
+from pulsaride.engine.services import Services
 from pulsaride.engine.transitions import DONE, WAITING
 
 from .invariants import check_final_state, check_run_file, file_lines

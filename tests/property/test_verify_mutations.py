@@ -15,7 +15,7 @@ of one), or the end of the file cut (at a line boundary or inside a line). `veri
 Both start by checking that the unmutated run verifies clean and is sealed up to its last line.
 Each kind of mutation gets its own examples (hypothesis favours the first of a sampled list).
 
-A third property: the fast schema check verify relies on (projections/fastschema.py) gives
+A third property: the fast schema check verify relies on (engine/fastschema.py) gives
 jsonschema's answer on every line of random runs, unedited and with one value edited (anywhere
 in the line, of any JSON type).
 """
@@ -32,8 +32,8 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from pulsaride.engine.evidence import load_evidence
+from pulsaride.engine.fastschema import Check, Unsure, compile_schema
 from pulsaride.engine.layout import StateDir
-from pulsaride.projections.fastschema import Check, Unsure, compile_schema
 from pulsaride.projections.verify import VerifyReport, verify_run
 from pulsaride.schemas import load_schema
 

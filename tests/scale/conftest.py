@@ -21,10 +21,10 @@ import psycopg
 import pytest
 
 from pulsaride.engine.events import RunEvent, RunStarted
+from pulsaride.engine.jsonl_store import JsonlStore, RunFile
 from pulsaride.engine.layout import StateDir
 from pulsaride.engine.pgstore import PostgresStore
-from pulsaride.engine.runstore import JsonlStore, RunStore
-from pulsaride.engine.store import RunFile
+from pulsaride.engine.runstore import RunStore
 from tests.conftest import run_pt
 
 DASK = str(Path(sys.executable).parent / "dask")

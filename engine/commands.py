@@ -1,20 +1,17 @@
-"""What a user can do to runs: start, resume, approve or reject a gate, read one.
+"""The use cases that write a run: start, resume, approve or reject a gate, seal, import.
 
-Each operation is get (replay the file), decide (checks and new events), save (append under
-lock); starting and resuming hand back a Runner that executes the run.
+Each is get (replay the lines), decide (checks and new events), save (append under lock);
+starting and resuming hand back a Runner that executes the run. Reading runs is
+engine/run_views.py; what they take from the outside world, engine/services.py.
 """
 
 from __future__ import annotations
 
-import getpass
 import hashlib
 import os
-import socket
-import stat
-from collections.abc import Callable
-from contextlib import closing
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from contextlib import ExitStack, closing
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +21,10 @@ from .aggregate import JobState, PipelineRun
 from .changes import definition_changes
 from .errors import (
     BadInputError,
-    ExecutorError,
     GateError,
     PipelineChangedError,
     PulsarideError,
     RunFileError,
-    RunLockedError,
 )
 from .events import (
     JobApprovalRefused,
@@ -37,62 +32,24 @@ from .events import (
     JobInterrupted,
     JobRejected,
     JobRequeued,
-    RecordedEvent,
     RunCheckpoint,
     RunResumed,
     TailQuarantined,
 )
-from .executor import Executor, LocalExecutor
 from .gates import decision_refusal, policy_changes
-from .layout import DEFAULT_STATE_DIR, StateDir
+from .jsonl_store import append_seal, exported_lines, keep_copy
+from .layout import StateDir, check_run_id, seals_path
 from .loader import PipelineFile, load_pipeline_file
-from .masking import YAML_MASK, Masker, secret_values
+from .masking import YAML_MASK, Masker, safe_url, secret_values
 from .model import Pipeline, When, definition_digest
 from .replay import quarantine_tail, replay
-from .runner import Clock, JobEnvironment, NullObserver, Runner, RunObserver, RunResult
-from .runstore import POSTGRES_SCHEMES, RunLog, RunOwnership, RunStore, open_store, safe_url
-from .seal import Seal, append_seal, seals_path, sign
-from .store import RunFile, RunLock, Tail, check_run_id
+from .runner import JobEnvironment, Runner, RunResult
+from .runstore import RunLog, RunOwnership, RunStore
+from .seal import Seal, sign
+from .services import Identity, Services, tool_version
+from .stores import is_shared_store, open_store
 from .times import format_time
 from .transitions import DONE, REQUEUEABLE, RUNNING, WAITING
-
-ExecutorFactory = Callable[[Masker, RunObserver, RunOwnership], Executor]
-
-
-def utc_now() -> datetime:
-    """The default clock."""
-    return datetime.now(UTC)
-
-
-def tool_version() -> str:
-    """The installed version of pt."""
-    from importlib import metadata  # noqa: PLC0415 - costs 20 ms at start-up; needed rarely
-
-    try:
-        return metadata.version("pulsaride")
-    except metadata.PackageNotFoundError:
-        return "0+unknown"
-
-
-@dataclass(frozen=True)
-class Identity:
-    """Who acts, from where."""
-
-    user: str
-    host: str
-    pid: int
-
-    @classmethod
-    def local(cls, user: str | None = None) -> Identity:
-        """This process, acting as `user` (default: the OS user)."""
-        return cls(user=user or _os_user(), host=socket.gethostname(), pid=os.getpid())
-
-
-def _os_user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return f"uid-{os.getuid()}"
 
 
 @dataclass(frozen=True)
@@ -108,67 +65,48 @@ class RunRequest:
     executor: str | None = None  # a dask://HOST:PORT scheduler; default: local processes
 
 
-@dataclass(frozen=True)
-class Services:
-    """What operations need from the outside world (replaced in tests)."""
-
-    observer: RunObserver = field(default_factory=NullObserver)
-    clock: Clock = utc_now
-    identity: Identity | None = None
-    executor_factory: ExecutorFactory | None = None
-    seal_key: Ed25519PrivateKey | None = None  # sign the head at every checkpoint
-
-    def who(self) -> Identity:
-        """The acting identity."""
-        return self.identity or Identity.local()
-
-
 def start_run(request: RunRequest, services: Services, run_id: str | None = None) -> Runner:
     """Record a new run of the pipeline file and return its runner."""
     pipeline_file = load_pipeline_file(request.pipeline_path)
     state = StateDir.for_pipeline(pipeline_file.path, request.state_dir)
-    store = open_store(request.store, state)
-    try:
+    with ExitStack() as cleanup:
+        store = open_store(request.store, state)
+        cleanup.callback(store.close)
         run_id = check_run_id(run_id) if run_id is not None else store.new_run_id()
         store.check_new(run_id)
         lock = _acquire(store, run_id, services.who(), services.clock())
-    except BaseException:
-        store.close()
-        raise
-    try:
-        return _start(request, services, pipeline_file, state=state, store=store, lock=lock,
-                      run_id=run_id)
-    except BaseException:
-        lock.release()
-        store.close()
-        raise
-
-
-def _start(request: RunRequest, services: Services, pipeline_file: PipelineFile, *,
-           state: StateDir, store: RunStore, lock: RunOwnership, run_id: str) -> Runner:
-    who = services.who()
-    run_file, leftover = store.create(run_id)
-    try:
+        cleanup.callback(lock.release)
+        run_file, leftover = store.create(run_id)
+        cleanup.callback(run_file.close)
         masker = _masker(pipeline_file.pipeline)
-        now = services.clock()
-        run = PipelineRun.start(
-            run_id, now,
-            pipeline=_recorded_pipeline(pipeline_file, masker, state, run_id, "pipeline.yml"),
-            parameters=masker.document(_parameters(request, state)),
-            started_by=who.user, host=who.host, pid=who.pid, tool_version=tool_version(),
-        )
-        run.masker = masker
-        if leftover is not None:
-            run.record(TailQuarantined, now, **leftover)
-        with run_file.locked():
-            events = run.pending()
-            run_file.append(events)
-        services.observer.events_recorded(run, events)
-        return _runner(run, run_file, lock, pipeline_file, state=state, request=request,
-                       services=services, masker=masker, store=store)
-    except BaseException:
-        run_file.close()
-        raise
+        run = _record_start(request, services, pipeline_file, state=state,
+                            run_file=run_file, masker=masker, leftover=leftover)
+        runner = _runner(run, run_file, lock, pipeline_file, state=state, request=request,
+                         services=services, masker=masker, store=store)
+        cleanup.pop_all()  # the runner owns the store, the run and its file from here on
+    return runner
+
+
+def _record_start(request: RunRequest, services: Services, pipeline_file: PipelineFile, *,
+                  state: StateDir, run_file: RunLog, masker: Masker,
+                  leftover: dict[str, Any] | None) -> PipelineRun:
+    who = services.who()
+    now = services.clock()
+    run = PipelineRun.start(
+        run_file.run_id, now,
+        pipeline=_recorded_pipeline(pipeline_file, masker, state, run_file.run_id,
+                                    "pipeline.yml"),
+        parameters=masker.document(_parameters(request, state)),
+        started_by=who.user, host=who.host, pid=who.pid, tool_version=tool_version(),
+    )
+    run.masker = masker
+    if leftover is not None:
+        run.record(TailQuarantined, now, **leftover)
+    with run_file.locked():
+        events = run.pending()
+        run_file.append(events)
+    services.observer.events_recorded(run, events)
+    return run
 
 
 def resume_run(request: RunRequest, services: Services, run_id: str, *,
@@ -177,63 +115,64 @@ def resume_run(request: RunRequest, services: Services, run_id: str, *,
     pipeline_file = load_pipeline_file(request.pipeline_path)
     state = StateDir.for_pipeline(pipeline_file.path, request.state_dir)
     run_id = check_run_id(run_id)
-    store = open_store(request.store, state)
-    try:
+    with ExitStack() as cleanup:
+        store = open_store(request.store, state)
+        cleanup.callback(store.close)
         run_file = store.open(run_id, writable=True)
-    except BaseException:
-        store.close()
-        raise
-    who = services.who()
-    try:
-        lock = _acquire(store, run_id, who, services.clock())
-    except BaseException:
-        run_file.close()
-        store.close()
-        raise
-    try:
+        cleanup.callback(run_file.close)
+        lock = _acquire(store, run_id, services.who(), services.clock())
+        cleanup.callback(lock.release)
         masker = _masker(pipeline_file.pipeline)
-        with run_file.locked():
-            run = replay(run_file)
-            run.masker = masker
-            now = services.clock()
-            # Checked before anything is written or moved: a refused resume leaves the run as
-            # it found it (a torn tail included).
-            changes = _check_unchanged(run, pipeline_file, masker, allow_changed)
-            quarantine_tail(run_file, run, now)
-            succeeded = run.outcome == "succeeded" and changes is None
-            # A gate rejected while the run was still going (suspended with --no-wait, or its
-            # runner died) stays rejected: the resumed run then ends `rejected`. Resuming a run
-            # that had finished asks such a gate again.
-            keep_rejected = run.outcome is None
-            if not succeeded:
-                stage = _from_stage(pipeline_file.pipeline, run, from_stage)
-                run.record(
-                    RunResumed, now, by=who.user, host=who.host, pid=who.pid,
-                    tool_version=tool_version(), parameters=_parameters(request, state),
-                    from_stage=stage,
-                    pipeline=_recorded_pipeline(
-                        pipeline_file, masker, state, run_id,
-                        f"pipeline-{run.version + 1}.yml") if changes else None,
-                    changes=changes,
-                )
-                _requeue(run, pipeline_file.pipeline, stage, now, keep_rejected=keep_rejected)
-            events = run.pending()
-            run_file.append(events)
-        if succeeded:
-            # Only after the append lock is given up: closing the file inside `locked()`
-            # made its unlock fail with EBADF ("pt: error: Bad file descriptor").
-            run_file.close()
-            lock.release()
-            store.close()
+        run = _record_resume(request, services, pipeline_file, state=state, run_file=run_file,
+                             masker=masker, from_stage=from_stage, allow_changed=allow_changed)
+        if run is None:
+            # Closed on leaving the block, after the append lock is given up: closing the
+            # file inside `locked()` made its unlock fail with EBADF.
             return RunResult(run_id, "succeeded", 0)
-        services.observer.events_recorded(run, events)
-        return _runner(run, run_file, lock, pipeline_file, state=state, request=request,
-                       services=services, masker=masker, store=store)
-    except BaseException:
-        run_file.close()
-        lock.release()
-        store.close()
-        raise
+        runner: Runner = _runner(run, run_file, lock, pipeline_file, state=state,
+                                 request=request, services=services, masker=masker,
+                                 store=store)
+        cleanup.pop_all()  # the runner owns the store, the run and its file from here on
+    return runner
+
+
+def _record_resume(request: RunRequest, services: Services, pipeline_file: PipelineFile, *,
+                   state: StateDir, run_file: RunLog, masker: Masker,
+                   from_stage: str | None, allow_changed: bool) -> PipelineRun | None:
+    """Record the resumption of the run (under its append lock); None if the run had
+    succeeded with this very pipeline file, so that nothing is left to do."""
+    who = services.who()
+    with run_file.locked():
+        run = replay(run_file)
+        run.masker = masker
+        now = services.clock()
+        # Checked before anything is written or moved: a refused resume leaves the run as
+        # it found it (a torn tail included).
+        changes = _check_unchanged(run, pipeline_file, masker, allow_changed)
+        quarantine_tail(run_file, run, now)
+        succeeded = run.outcome == "succeeded" and changes is None
+        # A gate rejected while the run was still going (suspended with --no-wait, or its
+        # runner died) stays rejected: the resumed run then ends `rejected`. Resuming a run
+        # that had finished asks such a gate again.
+        keep_rejected = run.outcome is None
+        if not succeeded:
+            stage = _from_stage(pipeline_file.pipeline, run, from_stage)
+            run.record(
+                RunResumed, now, by=who.user, host=who.host, pid=who.pid,
+                tool_version=tool_version(), parameters=_parameters(request, state),
+                from_stage=stage,
+                pipeline=_recorded_pipeline(
+                    pipeline_file, masker, state, run.id,
+                    f"pipeline-{run.version + 1}.yml") if changes else None,
+                changes=changes,
+            )
+            _requeue(run, pipeline_file.pipeline, stage, now, keep_rejected=keep_rejected)
+        events = run.pending()
+        run_file.append(events)
+    if succeeded:
+        return None
+    services.observer.events_recorded(run, events)
+    return run
 
 
 def decide_gate(pipeline_path: Path, *, state_dir: Path | None, run_id: str | None, job: str,
@@ -284,7 +223,7 @@ def _decide_gate(state: StateDir, run_file: RunLog, job: str, *, approve: bool, 
             run_file.append(run.pending())
             if refusal is None and services.seal_key is not None:
                 seal_head(run_file, services.seal_key, now, who.user,
-                          seals_path(state.run_file(run.id)))
+                          state.seals_file(run.id))
     finally:
         run_file.close()
     if refusal is not None:
@@ -296,7 +235,7 @@ def _decide_gate(state: StateDir, run_file: RunLog, job: str, *, approve: bool, 
 def seal_run(pipeline_path: Path | None, *, state_dir: Path | None, run_id: str,
              key: Ed25519PrivateKey, services: Services, store: str | None = None) -> Seal:
     """Sign the current chain head of a run (after checking that the file replays cleanly)."""
-    state = _state_for(pipeline_path, state_dir)
+    state = StateDir.for_command(pipeline_path, state_dir)
     with closing(open_store(store, state)) as runs:
         run_file = runs.open(check_run_id(run_id))
         try:
@@ -306,7 +245,7 @@ def seal_run(pipeline_path: Path | None, *, state_dir: Path | None, run_id: str,
                                    "torn last line; resume the run (it sets the bytes aside) "
                                    "before sealing")
             return seal_head(run_file, key, services.clock(), services.who().user,
-                             seals_path(state.run_file(run_id)))
+                             state.seals_file(run_id))
         finally:
             run_file.close()
 
@@ -321,61 +260,11 @@ def seal_head(run_file: RunLog, key: Ed25519PrivateKey, now: datetime, by: str,
     return seal
 
 
-def _state_for(pipeline_path: Path | None, state_dir: Path | None) -> StateDir:
-    """The state dir of a command whose pipeline file is optional."""
-    if pipeline_path is None:
-        return StateDir((state_dir or Path(DEFAULT_STATE_DIR)).absolute())
-    return StateDir.for_pipeline(pipeline_path, state_dir)
-
-
 def _gate_refusal(run: PipelineRun, name: str, job: JobState, who: str,
                   now: datetime) -> str | None:
     """Why the gate's policy, as fixed when the run started, refuses `who` now, or None."""
     return decision_refusal(run.gate_policy(name), who=who, started_by=run.started_by, at=now,
                             expires_at=job.expires_at)
-
-
-@dataclass(frozen=True)
-class RunView:
-    """A run as read from disk, for status and history views."""
-
-    run: PipelineRun
-    path: Path  # the run file (for a shared store: where an export would keep it)
-    where: str  # where the lines were read from
-    tail: Tail | None
-    active: bool
-    events: list[RecordedEvent]  # empty unless asked for
-
-
-def locate_run(pipeline_path: Path | None, state_dir: Path | None,
-               run_id: str | None, store: str | None = None) -> tuple[StateDir, str]:
-    """The state dir and run id a command means: the given id, else FILE's latest run."""
-    state = _state_for(pipeline_path, state_dir)
-    if run_id is not None:
-        return state, check_run_id(run_id)
-    if pipeline_path is None:
-        raise BadInputError("give a pipeline FILE or --run-id ID")
-    with closing(open_store(store, state)) as runs:
-        return state, runs.latest_run(pipeline_path)
-
-
-def read_run(pipeline_path: Path | None, state_dir: Path | None, run_id: str | None, *,
-             with_events: bool = False, store: str | None = None) -> RunView:
-    """Replay a run (by default the latest of the pipeline file) without changing anything."""
-    state = _state_for(pipeline_path, state_dir)
-    with closing(open_store(store, state)) as runs:
-        if run_id is None:
-            if pipeline_path is None:
-                raise BadInputError("give a pipeline FILE or --run-id ID")
-            run_id = runs.latest_run(pipeline_path)
-        run_file = runs.open(check_run_id(run_id))
-        events: list[RecordedEvent] = []
-        try:
-            run = replay(run_file, keep=events if with_events else None)
-        finally:
-            run_file.close()
-        return RunView(run=run, path=state.run_file(run_id), where=run_file.where,
-                       tail=run_file.tail, active=runs.is_held(run_id), events=events)
 
 
 # ---- helpers -------------------------------------------------------------------------------
@@ -389,10 +278,10 @@ def _acquire(store: RunStore, run_id: str, who: Identity, now: datetime) -> RunO
 def _runner(run: PipelineRun, run_file: RunLog, lock: RunOwnership, pipeline_file: PipelineFile,
             *, state: StateDir, request: RunRequest, services: Services, masker: Masker,
             store: RunStore) -> Runner:
-    factory = services.executor_factory or _executor_for(request.executor)
+    factory = services.executor_for(request.executor)
     key = services.seal_key
     who = services.who().user
-    seals = seals_path(state.run_file(run.id))
+    seals = state.seals_file(run.id)
 
     def seal(run_file: RunLog, now: datetime) -> None:
         if key is not None:
@@ -407,29 +296,6 @@ def _runner(run: PipelineRun, run_file: RunLog, lock: RunOwnership, pipeline_fil
         parallelism=request.parallelism, wait_for_approval=request.wait_for_approval,
         on_checkpoint=seal if key is not None else None,
     )
-
-
-def _executor_for(url: str | None) -> ExecutorFactory:
-    if not url or url == "local":
-        return _local_executor
-    if url.startswith("dask://") or url.startswith("tcp://"):
-        address = "tcp://" + url.split("://", 1)[1]
-
-        def dask_executor(masker: Masker, observer: RunObserver, lock: RunOwnership) -> Executor:
-            try:
-                from .dask_executor import DaskExecutor  # noqa: PLC0415 - only when asked
-            except ImportError:
-                raise ExecutorError("the Dask executor needs the 'distributed' package: "
-                                    "pip install 'pulsaride[dask]'") from None
-            return DaskExecutor(address, masker, on_output=observer.job_output)
-
-        return dask_executor
-    raise BadInputError(f"unsupported executor {url!r}: give dask://HOST:PORT, or nothing for "
-                        "local processes")
-
-
-def _local_executor(masker: Masker, observer: RunObserver, lock: RunOwnership) -> Executor:
-    return LocalExecutor(masker, on_output=observer.job_output, inherit_fds=lock.inherit_fds)
 
 
 def _masker(pipeline: Pipeline | None) -> Masker:
@@ -453,7 +319,7 @@ def _recorded_pipeline(pipeline_file: PipelineFile, masker: Masker, state: State
     """What a run records of the pipeline file, keeping a copy of the file as run."""
     definition = _recorded_definition(pipeline_file, masker)
     masked = masker.data(pipeline_file.data, YAML_MASK)  # still parses (`***` would not)
-    copy = state.keep_copy(run_id, copy_name, masked)
+    copy = keep_copy(state, run_id, copy_name, masked)
     return {"path": str(pipeline_file.path), "sha256": pipeline_file.sha256,
             "copy": str(copy), "copy_sha256": hashlib.sha256(masked).hexdigest(),
             "definition": definition, "definition_sha256": definition_digest(definition)}
@@ -546,25 +412,9 @@ def _gate_hint(job: JobState) -> str:
 def import_jsonl(path: Path, store: str) -> tuple[str, int]:
     """Check the run file at `path` (chain, sequence, transitions) and store its lines, byte
     for byte, in the shared `store`; return the run id and the number of lines."""
-    if not store.startswith(POSTGRES_SCHEMES):
+    if not is_shared_store(store):
         raise BadInputError("import needs a shared store: --store postgresql://...")
-    run_id = check_run_id(path.name.removesuffix(".jsonl"))
-    if not stat.S_ISREG(path.stat().st_mode):
-        raise BadInputError(f"{path}: not a regular file; give a run's .jsonl file")
-    if RunLock.is_held(path.with_name(f"{run_id}.lock")):
-        raise RunLockedError(f"run {run_id} is active; import it once its runner stopped")
-    run_file = RunFile.open(path, run_id)
-    try:
-        replay(run_file)
-        if run_file.tail is not None:
-            raise RunFileError(str(path), run_file.tail.first_line_no,
-                               "torn last line; resume the run (it sets the bytes aside) "
-                               "before importing it")
-        with path.open("rb") as handle:
-            data = handle.read(run_file.offset)
-    finally:
-        run_file.close()
-    lines = data.split(b"\n")[:-1]
+    run_id, lines = exported_lines(path)
     from .pgstore import PostgresStore  # noqa: PLC0415 - psycopg only when asked for
 
     with closing(PostgresStore.connect(store)) as runs:

@@ -1,4 +1,11 @@
-"""The run files on disk: the only code that reads or writes `<state>/pipeline-runs/<id>.jsonl`.
+"""The JSONL store: the only code that opens, reads, writes, renames or syncs the files of a
+state dir's runs folder (ADR 0018; tests/test_storage_layer.py holds every other module to it).
+
+    <id>.jsonl         the run's lines            RunFile
+    <id>.lock          the runner's ownership     RunLock
+    <id>.seals.jsonl   seals of the chain head    append_seal, read_seals
+    <id>.jsonl.tail-*  set-aside torn tails       RunFile.quarantine_tail
+    <id>/              the pipeline file as run   keep_copy (job logs: the executors)
 
 Writes: one `write()` per batch of lines, under an exclusive `flock` on the file, followed by
 `fdatasync` before the caller acts on what was written. Reads: lines are checked as they are
@@ -14,74 +21,29 @@ import errno
 import fcntl
 import hashlib
 import os
-import re
+import secrets
+import stat
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from .errors import RunFileError, RunIdError, RunLockedError, StoreWriteError
+from .errors import BadInputError, RunFileError, RunIdError, RunLockedError, StoreWriteError
 from .events import RunEvent, RunStarted
-from .lines import GENESIS, LineError, decode, digest, encode
+from .inputs import SEALS_FILE_BYTES, read_bounded
+from .layout import StateDir, check_run_id, latest_of, seals_path, summary_of
+from .lines import GENESIS, LineError, Tail, chained_lines, check_line, digest, looks_like_event
+from .replay import replay
+from .runstore import RunLog, RunOwnership, RunSummary
+from .seal import Seal, check_seal_types
 
-RUNS_FOLDER = "pipeline-runs"
-# 1-64 letters, digits, '_', '.', '-'; a letter or digit first; never '..' (also the pattern
-# of the dashboard's OpenAPI document, so it is written without look-arounds).
-RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*\.?$"
-RUN_ID_MAX = 64
-_RUN_ID = re.compile(RUN_ID_PATTERN)
-RESERVED_SEGMENTS = frozenset({"jsonl", "lock", "seals"})
-"""Words no dot-separated part of a run id after the first may be (in any case), because the
-store names a run's side files by adding them to the id: `<id>.jsonl`, `<id>.lock`,
-`<id>.seals.jsonl`, `<id>.jsonl.tail-<n>-<digest>`, and the folder `<id>/`. Without them no
-id's file or folder can be another id's side file (ADR 0016)."""
 _READ_CHUNK = 8 * 1024 * 1024
 
 
-def chained_lines(events: Sequence[RunEvent | RunStarted], seq: int, head: str,
-                  where: str) -> tuple[list[bytes], str]:
-    """The lines of `events`, which must follow line `seq`, each chained to the one before
-    (the first to `head`); and the new head. Shared by every store."""
-    lines: list[bytes] = []
-    for event in events:
-        if event.originator_version != seq + len(lines) + 1:
-            raise StoreWriteError(f"{where}: event out of sequence (internal error)")
-        line = encode(event, head)
-        head = digest(line)
-        lines.append(line)
-    return lines, head
-
-
-def check_run_id(run_id: str) -> str:
-    """Return `run_id` if it is a safe file-name-like id that names no other run's side file;
-    raise RunIdError otherwise."""
-    if len(run_id) > RUN_ID_MAX or not _RUN_ID.match(run_id):
-        raise RunIdError(
-            f"invalid run id {run_id!r}: use 1-64 letters, digits, '_', '.', '-' "
-            "(no path separators, no '..')")
-    reserved = [part for part in run_id.split(".")[1:] if part.lower() in RESERVED_SEGMENTS]
-    if reserved:
-        raise RunIdError(
-            f"invalid run id {run_id!r}: '.{reserved[0]}' is reserved for the store's own "
-            "files (<id>.jsonl, <id>.lock, <id>.seals.jsonl, <id>.jsonl.tail-*)")
-    return run_id
-
-
-@dataclass(frozen=True)
-class Tail:
-    """Bytes after the last good line: a torn or garbled write."""
-
-    offset: int
-    data: bytes
-    first_line_no: int
-
-    @property
-    def sha256(self) -> str:
-        """Digest of the tail bytes."""
-        return hashlib.sha256(self.data).hexdigest()
+# ---- the run file and its lock -------------------------------------------------------------
 
 
 class RunFile:
@@ -159,13 +121,13 @@ class RunFile:
             for raw in complete:
                 line_no = self.lines + 1
                 if bad is not None:
-                    if _looks_like_event(raw):
+                    if looks_like_event(raw):
                         raise RunFileError(str(self.path), bad[0], f"damaged line: {bad[1]}")
                     continue
                 try:
                     event = self._check(raw)
                 except LineError as exc:
-                    if _looks_like_event(raw):
+                    if looks_like_event(raw):
                         # A whole line that parses as an event is never a torn write: it is
                         # damage (an edit of the line before it, a duplicate, a reorder).
                         raise RunFileError(str(self.path), line_no,
@@ -183,6 +145,7 @@ class RunFile:
 
     def _check(self, raw: bytes) -> RunEvent | RunStarted:
         return check_line(raw, self.run_id, self.seq, self.head, self.lines)
+
 
     # ---- writing ---------------------------------------------------------------------
 
@@ -313,28 +276,6 @@ class RunLock:
             os.close(self.fd)
 
 
-def check_line(raw: bytes, run_id: str, seq: int, head: str, lines: int) -> RunEvent | RunStarted:
-    """The event of the line after line `lines` (whose seq and digest are `seq` and `head`);
-    LineError unless it is well formed, in sequence, chained and of run `run_id`."""
-    try:
-        record = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise LineError("not a JSON line") from None
-    if not isinstance(record, dict):
-        raise LineError("not a JSON object")
-    if record.get("seq") != seq + 1:
-        raise LineError(f"seq is {record.get('seq')!r}, expected {seq + 1}")
-    if record.get("prev") != head:
-        raise LineError(f"prev does not match the SHA-256 of line {lines} (chain broken: "
-                        f"line {lines} was changed, or lines were removed or "
-                        "inserted before this one)")
-    if record.get("pipeline_run_id") != run_id:
-        raise LineError(f"belongs to run {record.get('pipeline_run_id')!r}, not {run_id!r}")
-    if (seq == 0) != (record.get("event") == "RunStarted"):
-        raise LineError("a run file starts with RunStarted, and only there")
-    return decode(record)
-
-
 def _read_owner(fd: int) -> dict[str, Any]:
     try:
         owner = orjson.loads(os.pread(fd, 4096, 0) or b"{}")
@@ -397,14 +338,6 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _looks_like_event(raw: bytes) -> bool:
-    try:
-        record = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return False
-    return isinstance(record, dict) and "seq" in record and "event" in record
-
-
 def _fsync_dir(folder: Path) -> None:
     fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -427,3 +360,250 @@ def read_first_record(path: Path) -> dict[str, Any] | None:
     except orjson.JSONDecodeError:
         return None
     return record if isinstance(record, dict) else None
+
+
+# ---- the store of a state dir -------------------------------------------------------------
+
+
+class JsonlStore:
+    """The runs of a state dir: one hash-chained JSONL file each, owned through `flock`."""
+
+    def __init__(self, state: StateDir) -> None:
+        self.state = state
+
+    @property
+    def where(self) -> str:
+        """The runs folder."""
+        return str(self.state.runs)
+
+    def check_new(self, run_id: str) -> None:
+        """RunIdError if the run's file holds a whole first line."""
+        _unstarted_leftover(self.state.run_file(run_id), run_id)
+
+    def create(self, run_id: str) -> tuple[RunLog, dict[str, Any] | None]:
+        """Create the run file, first setting aside one a torn start left."""
+        path = self.state.run_file(run_id)
+        leftover = _set_aside_unstarted(path, run_id)
+        return RunFile.create(path, run_id), leftover
+
+    def open(self, run_id: str, *, writable: bool = False) -> RunLog:
+        """Open the run file."""
+        return RunFile.open(self.state.run_file(check_run_id(run_id)), run_id, writable=writable)
+
+    def acquire(self, run_id: str, owner: dict[str, Any]) -> RunOwnership:
+        """Take the run's lock file."""
+        return RunLock.acquire(self.state.lock_file(run_id), owner)
+
+    def is_held(self, run_id: str) -> bool:
+        """True if a live process holds the run's lock file."""
+        return RunLock.is_held(self.state.lock_file(run_id))
+
+    def summaries(self) -> list[RunSummary]:
+        """Every readable run in the state dir, oldest first."""
+        found = []
+        if not self.state.runs.is_dir():
+            return []
+        for path in self.state.runs.glob("*.jsonl"):
+            record = read_first_record(path)
+            summary = summary_of(record, path.stem, str(path)) if record else None
+            if summary is not None:
+                found.append(summary)
+        return sorted(found, key=lambda s: (s.started_at, s.run_id))
+
+    def latest_run(self, pipeline_path: Path) -> str:
+        """The id of the most recently started run of `pipeline_path` in the state dir."""
+        return latest_of(self.summaries(), pipeline_path, str(self.state.runs))
+
+    def new_run_id(self) -> str:
+        """A fresh random run id (12 hex digits) with no file yet."""
+        while True:
+            run_id = secrets.token_hex(6)
+            if not self.state.run_file(run_id).exists():
+                return run_id
+
+    def read_bytes(self, run_id: str) -> bytes:
+        """The run file's bytes (a torn tail included)."""
+        path = self.state.run_file(check_run_id(run_id))
+        if path.is_symlink():
+            raise RunIdError(f"{path} is a symbolic link; refusing it")
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            raise RunIdError(f"no run {run_id} in {self.state.runs}") from None
+
+    def close(self) -> None:
+        """Nothing stays open."""
+
+
+def _unstarted_leftover(path: Path, run_id: str) -> bytes | None:
+    """The bytes of a run file that never got a whole first line (its runner died, or the
+    machine lost power, while recording the run's start), None if there is no such file;
+    RunIdError if the run did start."""
+    if not path.exists() and not path.is_symlink():
+        return None
+    run_file = RunFile.open(path, run_id)  # refuses a symbolic link
+    try:
+        started = any(True for _ in run_file.read_new())
+    finally:
+        run_file.close()
+    if started:
+        raise RunIdError(f"run {run_id} already exists; use 'pt pipeline resume' to continue it")
+    return run_file.tail.data if run_file.tail is not None else b""
+
+
+def _set_aside_unstarted(path: Path, run_id: str) -> dict[str, Any] | None:
+    """Move the file of a run that never recorded its start aside, as a torn tail would be
+    (call holding the run lock); the TailQuarantined fields, or None if nothing was kept."""
+    leftover = _unstarted_leftover(path, run_id)
+    if leftover is None:
+        return None
+    if not leftover:
+        path.unlink()
+        return None
+    digest = hashlib.sha256(leftover).hexdigest()
+    side = path.with_name(f"{path.name}.tail-1-{digest[:12]}")
+    path.replace(side)
+    _fsync_dir(path.parent)
+    return {"path": side.name, "size": len(leftover), "sha256": digest}
+
+
+# ---- side files: the pipeline file as run, seals, evidence, logs --------------------------
+
+
+def keep_copy(state: StateDir, run_id: str, name: str, data: bytes) -> Path:
+    """Store `data` (a pipeline file as run) in the run's folder; return its relative path."""
+    relative = Path(check_run_id(run_id)) / name
+    target = state.runs / relative
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        # O_NOFOLLOW: a symbolic link planted at the copy's path is refused, not written
+        # through (it could point at any file the user can write).
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise RunIdError(f"{target} is a symbolic link; refusing to write through it"
+                             ) from None
+        raise
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    return relative
+
+
+def append_seal(path: Path, seal: Seal) -> None:
+    """Add a seal (one line, locked, synced)."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.write(fd, orjson.dumps(asdict(seal)) + b"\n")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_seals(path: Path) -> tuple[list[Seal], list[str]]:
+    """The seals in `path` and a message for each line that is not a well-formed seal."""
+    seals: list[Seal] = []
+    problems: list[str] = []
+    if not path.exists():
+        return seals, problems
+    try:
+        data = read_bounded(path, SEALS_FILE_BYTES, "seals file")
+    except BadInputError as exc:
+        return seals, [str(exc)]
+    for number, line in enumerate(data.splitlines(), start=1):
+        try:
+            seal = Seal(**orjson.loads(line))
+            check_seal_types(seal)
+        except (orjson.JSONDecodeError, TypeError) as exc:
+            problems.append(f"{path.name} line {number}: not a seal ({exc})")
+        else:
+            seals.append(seal)
+    return seals, problems
+
+
+def read_side_file(path: Path) -> bytes:
+    """The bytes of one of a run's files (the caller has checked that it is one)."""
+    return path.read_bytes()
+
+
+def run_files(runs: Path, run_id: str) -> Iterator[tuple[str, Path]]:
+    """Every file of a run: (path relative to the runs folder, path on disk)."""
+    run_file = runs / f"{run_id}.jsonl"
+    yield run_file.name, run_file
+    seals = seals_path(run_file)
+    if seals.is_file():
+        yield seals.name, seals
+    for side in sorted(runs.glob(f"{run_id}.jsonl.tail-*")):
+        yield side.name, side
+    folder = runs / run_id
+    if folder.is_dir():
+        for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.is_symlink()):
+            yield str(path.relative_to(runs)), path
+
+
+def log_tail(state: StateDir, relative: str | None, limit: int) -> str:
+    """The last `limit` bytes of a job log (relative to the runs folder) as text; "" if the
+    path leaves the runs folder or names no file."""
+    if not relative:
+        return ""
+    path = (state.runs / relative).resolve()
+    if not path.is_relative_to(state.runs.resolve()) or not path.is_file():
+        return ""
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        handle.seek(max(0, size - limit))
+        return handle.read().decode("utf-8", errors="replace")
+
+
+def runs_fingerprint(state: StateDir, run_id: str | None) -> str:
+    """A value that changes when the run file (or any run file) grows or is rewritten."""
+    paths = [state.run_file(run_id)] if run_id else sorted(state.runs.glob("*.jsonl")) \
+        if state.runs.is_dir() else []
+    parts = []
+    for path in paths:
+        try:
+            status = path.stat()
+        except OSError:
+            continue
+        parts.append(f"{path.name}:{status.st_size}:{status.st_mtime_ns}")
+    return str(hash("|".join(parts)))
+
+
+def unlisted_run_ids(state: StateDir, listed: set[str]) -> list[str]:
+    """The ids of run files not in `listed` (their first line does not say which run they
+    are), in name order."""
+    found = []
+    for path in sorted(state.runs.glob("*.jsonl")) if state.runs.is_dir() else []:
+        run_id = path.stem
+        if run_id in listed or not path.is_file():
+            continue
+        try:
+            check_run_id(run_id)
+        except RunIdError:
+            continue
+        found.append(run_id)
+    return found
+
+
+def exported_lines(path: Path) -> tuple[str, list[bytes]]:
+    """The run id and lines of a stopped run's file at `path`, after checking the whole file
+    (chain, sequence, transitions); refused if it is active or its last line is torn."""
+    run_id = check_run_id(path.name.removesuffix(".jsonl"))
+    if not stat.S_ISREG(path.stat().st_mode):
+        raise BadInputError(f"{path}: not a regular file; give a run's .jsonl file")
+    if RunLock.is_held(path.with_name(f"{run_id}.lock")):
+        raise RunLockedError(f"run {run_id} is active; import it once its runner stopped")
+    run_file = RunFile.open(path, run_id)
+    try:
+        replay(run_file)
+        if run_file.tail is not None:
+            raise RunFileError(str(path), run_file.tail.first_line_no,
+                               "torn last line; resume the run (it sets the bytes aside) "
+                               "before importing it")
+        with path.open("rb") as handle:
+            data = handle.read(run_file.offset)
+    finally:
+        run_file.close()
+    return run_id, data.split(b"\n")[:-1]
