@@ -28,7 +28,8 @@ OTHER_FILE_IO = {
     "engine/evidence.py": "writes the evidence bundle where the user asks (an export; the run's "
                           "files it holds are read through the JSONL store)",
     "cli/evidence.py": "writes a new key pair, and an export, where the user asks",
-    "cli/validate.py": "writes a validation's result file into the folder the user names",
+    "migration/validation_record.py": "writes a validation's result file into the run folder "
+                                      "the user names",
     "migration/scaffold.py": "writes the files of a scaffolded project",
 }
 """Other file I/O, by module, and why it is no run file."""
