@@ -30,7 +30,7 @@ from pulsaride.engine.store import check_run_id
 from pulsaride.projections.dag_svg import render_dag
 from pulsaride.projections.queries import history_rows, run_document
 
-from .health import HealthSource
+from .health_panel import HealthSource
 from .openapi import openapi_document
 from .security import Guard, GuardMiddleware
 
