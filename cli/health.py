@@ -21,7 +21,7 @@ from pulsaride.migration.database import (
     open_source,
     resolve_url,
 )
-from pulsaride.migration.health import _RANK, Health, assess
+from pulsaride.migration.verdict import _RANK, Health, assess
 from pulsaride.projections.status import run_state
 
 from . import options

@@ -15,9 +15,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from pulsaride.engine.errors import PulsarideError
 from pulsaride.migration.cutover import Cutover, cutover
 from pulsaride.migration.database import TARGET, open_engine, resolve_url
-from pulsaride.migration.inspect import SAMPLE_KEYS, apply_schema, deferred_summary
 from pulsaride.migration.migrate import MigrateRequest, Progress, migrate
 from pulsaride.migration.post_data import Step, apply_steps
+from pulsaride.migration.target_inspection import SAMPLE_KEYS, apply_schema, deferred_summary
 from pulsaride.migration.transform import load_transform
 
 from . import options

@@ -50,7 +50,7 @@ def serve_command(state_dir: Path | None, pipeline_file: Path | None, folder: Pa
     import uvicorn  # noqa: PLC0415 - only this command needs the web stack
 
     from pulsaride.web.app import DashboardConfig, create_app  # noqa: PLC0415
-    from pulsaride.web.health import HealthSource  # noqa: PLC0415
+    from pulsaride.web.health_panel import HealthSource  # noqa: PLC0415
 
     if not is_loopback(host) and not allow_remote:
         raise click.UsageError(f"{host} is not a loopback address; add --allow-remote to "

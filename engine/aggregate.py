@@ -1,7 +1,8 @@
 """The PipelineRun aggregate: a run's state, rebuilt only by folding its events.
 
 `evolve_job(job, event)` is the pure transition function for one job (legal moves come from
-transitions.TABLE); `PipelineRun.apply_event` is the only place a run's state changes.
+transitions.TABLE); `PipelineRun.apply_event` is the only place a run's state changes (its
+phase moves by transitions.RUN_TABLE).
 """
 
 from __future__ import annotations
@@ -29,16 +30,14 @@ from .events import (
     RunAborted,
     RunEvent,
     RunFinished,
-    RunInterrupted,
     RunResumed,
     RunStarted,
-    RunSuspended,
     TailQuarantined,
 )
 from .masking import Masker
 from .model import GatePolicy, Pipeline, gate_policy, pipeline_from_definition
 from .times import format_time
-from .transitions import PENDING, TERMINAL, JobStatus, next_status
+from .transitions import JOB_EVENT, PENDING, TERMINAL, JobStatus, RunPhase, next_phase, next_status
 
 FREE_TEXT = frozenset({"reason", "error", "changes", "parameters"})
 """Event fields whose text comes from people or processes, masked by `PipelineRun.record`."""
@@ -149,10 +148,9 @@ class PipelineRun(BaseAggregate[str]):
         self.started_by = started_by
         self.parameters = parameters
         self.jobs: dict[str, JobState] = {}
-        self.aborted: RunAborted | None = None
-        self.interrupted: RunInterrupted | None = None
-        self.outcome: str | None = None
-        self.suspended = False
+        self.phase = RunPhase.ACTIVE
+        self.aborted: RunAborted | None = None  # the abort in force (ABORTING, or since then)
+        self.outcome: str | None = None  # set in FINISHED
         self.resumes = 0
         self.quarantined_tails = 0
         # Each gate's policy as recorded when it first appeared: fixed for the run (ADR 0017).
@@ -195,21 +193,23 @@ class PipelineRun(BaseAggregate[str]):
     # ---- state changes -----------------------------------------------------------------
 
     def apply_event(self, event: RunStarted | RunEvent) -> None:
-        """Fold one event into the state (called by the event's `mutate`)."""
+        """Fold one event into the state (called by the event's `mutate`); raises, changing
+        nothing, on a move RUN_TABLE or the job's TABLE forbids."""
+        if isinstance(event, RunStarted):
+            return  # __init__ built the state
+        is_job = isinstance(event, JobEvent)
+        phase = next_phase(self.phase, JOB_EVENT if is_job else type(event).__name__)
         if isinstance(event, JobEvent):
             self._apply_job(event)
         elif isinstance(event, RunResumed):
             self._apply_resumed(event)
         elif isinstance(event, RunAborted):
             self.aborted = event
-        elif isinstance(event, RunInterrupted):
-            self.interrupted = event
-        elif isinstance(event, RunSuspended):
-            self.suspended = True
         elif isinstance(event, RunFinished):
             self.outcome = event.outcome
         elif isinstance(event, TailQuarantined):
             self.quarantined_tails += 1
+        self.phase = phase
 
     def _apply_job(self, event: JobEvent) -> None:
         job = self.jobs.get(event.job)
@@ -218,14 +218,11 @@ class PipelineRun(BaseAggregate[str]):
         # Only a gate decision keeps its time in the job's state; formatting costs per line.
         at = format_time(event.timestamp) if isinstance(event, JobApproved | JobRejected) else ""
         self.jobs[event.job] = evolve_job(job, event, at)
-        self.suspended = False
 
     def _apply_resumed(self, event: RunResumed) -> None:
         self.resumes += 1
         self.aborted = None
-        self.interrupted = None
         self.outcome = None
-        self.suspended = False
         if event.pipeline is not None:
             self.definition = event.pipeline["definition"]
             self.pipeline_sha256 = event.pipeline["sha256"]
@@ -245,6 +242,16 @@ class PipelineRun(BaseAggregate[str]):
                 self.jobs[name] = replace(self.jobs[name], stage=spec["stage"])
 
     # ---- queries -----------------------------------------------------------------------
+
+    @property
+    def suspended(self) -> bool:
+        """True when the last runner stopped because only gates waiting for approval were left."""
+        return self.phase is RunPhase.SUSPENDED
+
+    @property
+    def interrupted(self) -> bool:
+        """True when the last runner was stopped before the run finished."""
+        return self.phase is RunPhase.INTERRUPTED
 
     def gate_policy(self, name: str) -> GatePolicy | None:
         """The policy gate `name` had when it first appeared in the run (None: no gate)."""

@@ -68,6 +68,16 @@ class IllegalTransitionError(PulsarideError):
         super().__init__(f"job '{job}': {event} is not allowed when the job is {status}")
 
 
+class IllegalRunTransitionError(IllegalTransitionError):
+    """A run-level event that the run-phase table does not allow from the run's phase."""
+
+    def __init__(self, phase: str, event: str) -> None:
+        PulsarideError.__init__(self, f"run: {event} is not allowed when the run is {phase}")
+        self.job = ""
+        self.status = phase
+        self.event = event
+
+
 class RunFileError(PulsarideError):
     """A run file that cannot be trusted: damaged, out of sequence, or from another run."""
 

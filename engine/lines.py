@@ -30,7 +30,6 @@ GENESIS = "0" * 64
 """The `prev` of a run's first line."""
 
 _ENVELOPE = frozenset({"originator_id", "originator_version", "timestamp", "originator_topic"})
-_JOB_HEAD = ("job", "stage")
 
 
 class LineError(ValueError):

@@ -26,7 +26,7 @@ from .model import (
     number_problem,
     pipeline_from_definition,
 )
-from .yamlsafe import load_yaml
+from .yamlsafe import load_mapping
 
 if TYPE_CHECKING:
     from jsonschema import ValidationError
@@ -55,12 +55,9 @@ def load_pipeline_file(path: Path) -> PipelineFile:
 
 def parse_pipeline(data: bytes, source: str) -> Pipeline:
     """Parse and validate pipeline file content; raise PipelineDefinitionError listing problems."""
-    document = load_yaml(data, source)
-    if document is None:
-        raise PipelineDefinitionError(source, ["the file is empty; it needs 'stages' and 'jobs'"])
-    if not isinstance(document, dict):
-        raise PipelineDefinitionError(
-            source, ["the file must be a mapping with the keys 'stages' and 'jobs'"])
+    document = load_mapping(
+        data, source, empty="the file is empty; it needs 'stages' and 'jobs'",
+        not_mapping="the file must be a mapping with the keys 'stages' and 'jobs'")
     problems = schema_problems(document)
     if problems:
         raise PipelineDefinitionError(source, problems)

@@ -1,14 +1,16 @@
-"""Every legal job-state transition, as data. Everything that changes a job's status lives here.
+"""Every legal transition of a job and of a run, as data. Everything that changes a job's
+status or a run's phase lives here.
 
 TABLE[status][event] is the status after `event`; a pair missing from the table is illegal and
 raises without changing anything. DONE has no outgoing transition: a DONE job is final.
+RUN_TABLE[phase][event] is the same for the run as a whole.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
 
-from .errors import IllegalTransitionError
+from .errors import IllegalRunTransitionError, IllegalTransitionError
 
 
 class JobStatus(StrEnum):
@@ -97,3 +99,55 @@ def next_status(job: str, status: JobStatus, event: str) -> JobStatus:
     if target is None:
         raise IllegalTransitionError(job, status.value, event)
     return target
+
+
+class RunPhase(StrEnum):
+    """Where a run as a whole stands (its jobs' statuses aside)."""
+
+    ACTIVE = "active"  # a runner is at work, or was when the file ends (it may have died)
+    ABORTING = "aborting"  # a job with on_failure: abort failed; the others are being stopped
+    SUSPENDED = "suspended"  # the runner stopped because only gates waiting for approval are left
+    INTERRUPTED = "interrupted"  # the runner was stopped before the run finished
+    FINISHED = "finished"  # RunFinished recorded the outcome
+
+
+JOB_EVENT = "JobEvent"
+"""The RUN_TABLE key of every job event: the run reacts to them all alike."""
+
+_ANY_TIME = {"RunCheckpoint": None, "TailQuarantined": None}  # None: the phase stays
+_RESUMABLE = {"RunResumed": RunPhase.ACTIVE}
+
+RUN_TABLE: dict[RunPhase, dict[str, RunPhase | None]] = {
+    RunPhase.ACTIVE: {
+        **_ANY_TIME, **_RESUMABLE,  # resumed without a line: the runner died
+        JOB_EVENT: None,
+        "RunAborted": RunPhase.ABORTING,
+        "RunSuspended": RunPhase.SUSPENDED,
+        "RunInterrupted": RunPhase.INTERRUPTED,
+        "RunFinished": RunPhase.FINISHED,
+    },
+    RunPhase.ABORTING: {
+        **_ANY_TIME, **_RESUMABLE,
+        JOB_EVENT: None,
+        "RunInterrupted": RunPhase.INTERRUPTED,  # stopped before the running jobs ended
+        "RunFinished": RunPhase.FINISHED,
+    },
+    RunPhase.SUSPENDED: {
+        **_ANY_TIME, **_RESUMABLE,
+        JOB_EVENT: RunPhase.ACTIVE,  # a gate decided: the run is no longer only waiting
+    },
+    RunPhase.INTERRUPTED: {
+        **_ANY_TIME, **_RESUMABLE,
+        JOB_EVENT: None,  # a gate may be decided before the run is resumed
+    },
+    RunPhase.FINISHED: {**_ANY_TIME, **_RESUMABLE},
+}
+
+
+def next_phase(phase: RunPhase, event: str) -> RunPhase:
+    """The run's phase after `event` (a job event counts as JOB_EVENT), or
+    IllegalRunTransitionError if the table forbids it."""
+    row = RUN_TABLE[phase]
+    if event not in row:
+        raise IllegalRunTransitionError(phase.value, event)
+    return row[event] or phase

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from .errors import BadInputError
+from .errors import BadInputError, PipelineDefinitionError
 
 MAX_FILE_BYTES = 1024 * 1024
 MAX_EXPANDED_NODES = 200_000
@@ -93,6 +93,19 @@ def load_yaml(data: bytes, source: str) -> Any:
         raise YamlError(f"{source}: document is nested too deeply") from None
     finally:
         loader.dispose()
+
+
+def load_mapping(data: bytes, source: str, *, empty: str, not_mapping: str,
+                 error: type[PipelineDefinitionError] = PipelineDefinitionError,
+                 ) -> dict[str, Any]:
+    """The mapping a user's YAML file holds; `error` naming `source` if it is empty or not a
+    mapping (YamlError if it is not YAML)."""
+    document = load_yaml(data, source)
+    if document is None:
+        raise error(source, [empty])
+    if not isinstance(document, dict):
+        raise error(source, [not_mapping])
+    return document
 
 
 def _describe(exc: yaml.MarkedYAMLError) -> str:

@@ -9,6 +9,7 @@ ignored, '' equal to NULL when the transform treats them so, times in UTC.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -292,6 +293,20 @@ def row_hash(canonical_values: Sequence[Any]) -> int:
     values = canonical_values if isinstance(canonical_values, list) else list(canonical_values)
     digest = hashlib.blake2b(orjson.dumps(values), digest_size=8).digest()
     return int.from_bytes(digest, "big")
+
+
+_WHOLE = re.compile(r"^(-?\d+)\.0*$")
+
+
+def key_value_text(value: Any) -> str:
+    """A key value as text that compares equal across drivers (5, 5.0, '5.00', Decimal)."""
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, Decimal | float) and math.isfinite(value) and value == int(value):
+        return str(int(value))
+    text = str(value)
+    whole = _WHOLE.match(text)
+    return whole[1] if whole else text
 
 
 def key_text(canonical_key: Sequence[Any]) -> str:

@@ -24,13 +24,12 @@ from sqlalchemy import Connection, Engine, Text, cast, column, func, select, tab
 from sqlalchemy.dialects.postgresql import REGCLASS
 
 from . import registry
+from .copy_status import CUT_OVER, DONE
 from .names import TableName
-from .registry import DONE, now
+from .registry import now
 from .tables import CUTOVER, DEFERRED, DLQ, VALIDATION, ensure_tables
 from .transform import Transform
 from .validation import INCOMPLETE, PASS, absent_text, rejected_by_copy
-
-CUT_OVER = "CUT_OVER"
 
 # PostgreSQL's catalogs, as Core constructs (read with bound values only).
 _PG_CLASS = table("pg_class", column("oid"), column("relname"), column("relnamespace"),
@@ -75,12 +74,12 @@ def cutover(engine: Engine, transform: Transform, *, verify: bool, dry_run: bool
     result = Cutover(transform.name, transform.target, verified=verify)
     with engine.begin() as connection:
         entry = registry.read_entry(connection, transform.name)
-        if entry is not None and entry.status == CUT_OVER:
+        if entry is not None and entry.status is CUT_OVER:
             result.already = True
             return result
         if verify:
             result.refusals = refusals(connection, transform)
-        elif entry is None or entry.status != DONE:
+        elif entry is None or entry.status is not DONE:
             result.refusals = ["the registry has no finished copy of this table"]
         result.sequences = sequences(connection, transform.target)
         if result.refusals or dry_run:
@@ -93,7 +92,7 @@ def cutover(engine: Engine, transform: Transform, *, verify: bool, dry_run: bool
             sequences=orjson.dumps(result.sequences).decode(), verified=verify,
             run_id=os.environ.get("PT_RUN_ID"), by=_user(), created_at=now()))
         assert entry is not None
-        registry.mark(connection, entry, CUT_OVER)
+        registry.cut_over(connection, entry)
         result.done = True
     return result
 
@@ -105,7 +104,7 @@ def refusals(connection: Connection, transform: Transform) -> list[str]:
     entry = registry.read_entry(connection, transform.name)
     if entry is None:
         reasons.append(f"the registry has no copy of {transform.name}: run pt migrate run")
-    elif entry.status != DONE:
+    elif entry.status is not DONE:
         reasons.append(f"the copy of {transform.name} is {entry.status}, not DONE")
     finished = entry.finished_at if entry is not None else None
     latest = latest_validations(connection, transform.target)

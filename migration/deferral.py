@@ -9,12 +9,9 @@ misses several parents follows the strictest of their rules: FAIL, then SKIP, th
 
 from __future__ import annotations
 
-import math
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -23,6 +20,7 @@ from sqlalchemy import Connection, bindparam, delete, select, text, update
 from sqlalchemy.exc import DBAPIError
 
 from . import registry
+from .canonical import key_value_text
 from .graphs import strongly_connected
 from .names import TableName
 from .registry import now
@@ -57,20 +55,6 @@ class Sorted:
     parked: list[tuple[int, Parked]] = field(default_factory=list)
     failed: list[tuple[int, str]] = field(default_factory=list)  # index, why
     skipped: int = 0
-
-
-_WHOLE = re.compile(r"^(-?\d+)\.0*$")
-
-
-def norm(value: Any) -> str:
-    """A key value as text that compares equal across drivers (5, 5.0, '5.00', Decimal)."""
-    if isinstance(value, bool):
-        return str(int(value))
-    if isinstance(value, Decimal | float) and math.isfinite(value) and value == int(value):
-        return str(int(value))
-    text = str(value)
-    whole = _WHOLE.match(text)
-    return whole[1] if whole else text
 
 
 class DeferralEngine:
@@ -115,13 +99,13 @@ class DeferralEngine:
 
     def _present(self, connection: Connection, dependency: Dependency,
                  values: Iterable[Any]) -> set[Any]:
-        wanted = {norm(v): v for v in values if v is not None}
+        wanted = {key_value_text(v): v for v in values if v is not None}
         return existing_keys(connection, dependency.parent, dependency.key, wanted.values())
 
     def _missing(self, row: Sequence[Any], present: list[set[Any]]) -> int | None:
         for index, position in enumerate(self.via_positions):
             value = row[position]
-            if value is not None and norm(value) not in present[index]:
+            if value is not None and key_value_text(value) not in present[index]:
                 return index
         return None
 
@@ -129,12 +113,13 @@ class DeferralEngine:
         for index, dependency in enumerate(self.dependencies):
             position = self.own_key_positions.get(dependency.key)
             if dependency.parent.key() == self.own_table and position is not None:
-                present[index].add(norm(target_row[position]))
+                present[index].add(key_value_text(target_row[position]))
 
     def _place(self, i: int, row: Sequence[Any], target_row: Sequence[Any], *,
                columns: Sequence[str], present: list[set[Any]], result: Sorted) -> None:
         missing = [index for index, position in enumerate(self.via_positions)
-                   if row[position] is not None and norm(row[position]) not in present[index]]
+                   if row[position] is not None
+                   and key_value_text(row[position]) not in present[index]]
         policies = {self.dependencies[m].on_missing for m in missing}
         first = self.dependencies[missing[0]]
         value = row[self.via_positions[missing[0]]]
@@ -169,7 +154,7 @@ def existing_keys(connection: Connection, parent: TableName, key: str,
     for start in range(0, len(wanted), LOOKUP_CHUNK):
         chunk = wanted[start:start + LOOKUP_CHUNK]
         rows = connection.execute(select(key_column).where(key_column.in_(chunk)))
-        found.update(norm(r[0]) for r in rows)
+        found.update(key_value_text(r[0]) for r in rows)
     return found
 
 
@@ -287,7 +272,7 @@ def _closed_set(connection: Connection, rows: list[dict[str, Any]]) -> list[dict
     needs: dict[tuple[str, str], dict[str, Any]] = defaultdict(dict)
     for _row, requirements, _payload in parsed:
         for parent, key, value in requirements:
-            needs[(parent, key)][norm(value)] = value
+            needs[(parent, key)][key_value_text(value)] = value
     present = {pk: existing_keys(connection, TableName.from_key(pk[0]), pk[1], values.values())
                for pk, values in needs.items()}
     members = set(range(len(parsed)))
@@ -297,9 +282,9 @@ def _closed_set(connection: Connection, rows: list[dict[str, Any]]) -> list[dict
             row, _requirements, payload = parsed[index]
             for parent, key in needs:
                 if parent == row["target_table"] and key in payload:
-                    provided[(parent, key)].add(norm(payload[key]))
+                    provided[(parent, key)].add(key_value_text(payload[key]))
         unmet = {index for index in members if any(
-            norm(v) not in present[(p, k)] and norm(v) not in provided[(p, k)]
+            key_value_text(v) not in present[(p, k)] and key_value_text(v) not in provided[(p, k)]
             for p, k, v in parsed[index][1])}
         if not unmet:
             return [parsed[i][0] for i in sorted(members)]
@@ -354,13 +339,13 @@ def _split(connection: Connection, rows: list[dict[str, Any]]) -> tuple[
         requirements = [tuple(r) for r in orjson.loads(row["requirements"])]
         parsed.append((row, requirements))
         for parent, key, value in requirements:
-            needs[(parent, key)][norm(value)] = value
+            needs[(parent, key)][key_value_text(value)] = value
     present = {pk: existing_keys(connection, TableName.from_key(pk[0]), pk[1], values.values())
                for pk, values in needs.items()}
     ready, blocked = [], []
     for row, requirements in parsed:
-        missing = next(((p, k, v) for p, k, v in requirements if norm(v) not in present[(p, k)]),
-                       None)
+        missing = next(((p, k, v) for p, k, v in requirements
+                        if key_value_text(v) not in present[(p, k)]), None)
         if missing is None:
             ready.append(row)
         else:

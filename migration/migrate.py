@@ -21,10 +21,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from pulsaride.engine.errors import BadInputError, PulsarideError
 
 from . import deferral, registry
+from .copy_status import FINISHED_COPY
 from .database import SOURCE, TARGET, describe, open_engine, open_source, resolve_url
 from .expressions import conversion_counts
 from .reading import Prefetch, fetch_all
-from .registry import DONE, Entry
+from .registry import Entry
 from .rows import RowMaker
 from .source import SourcePlan, plan_source
 from .tables import DEFERRED, DLQ, ensure_tables
@@ -133,7 +134,7 @@ class _Copy:
             self.progress.deferred -= replayed.written.get(self.transform.name, 0)
             self.progress.replayed += replayed.total
             entry = registry.read_entry(connection, self.transform.name) or entry
-            registry.finish(connection, entry, DONE)
+            registry.finish(connection, entry)
         self.progress.status = "done"
         self.on_progress(self.progress)
         return self.progress
@@ -152,7 +153,7 @@ class _Copy:
         if entry is None:
             return registry.start(connection, transform=name, file_sha256=self.transform.sha256,
                                   source=identity, target_table=target.key)
-        if entry.status == DONE:
+        if entry.status in FINISHED_COPY:  # a CUT_OVER copy is finished too
             self.progress.status = "already done"
             self._account(entry)
             return None

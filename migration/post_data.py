@@ -21,9 +21,9 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from .inspect import read_script, run_statement, split_statements
 from .registry import now
 from .tables import STEPS, ensure_tables
+from .target_inspection import read_script, run_statement, split_statements
 
 
 @dataclass(frozen=True)

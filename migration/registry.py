@@ -21,9 +21,9 @@ from sqlalchemy.sql import Insert
 
 from pulsaride.engine.errors import PulsarideError
 
+from .copy_status import CopyEvent, CopyStatus, next_copy_status
 from .tables import REGISTRY
 
-RUNNING, DONE, FAILED = "RUNNING", "DONE", "FAILED"
 COUNTERS = ("rows_read", "rows_written", "rows_deferred", "rows_rejected", "rows_skipped")
 
 
@@ -37,7 +37,7 @@ class Entry:
 
     transform: str
     file_sha256: str
-    status: str
+    status: CopyStatus
     checkpoint: list[Any] | None
     version: int
     counters: dict[str, int]
@@ -59,7 +59,8 @@ def read_entry(connection: Connection, transform: str) -> Entry | None:
         return None
     data = row._mapping
     return Entry(
-        transform=data["transform"], file_sha256=data["file_sha256"], status=data["status"],
+        transform=data["transform"], file_sha256=data["file_sha256"],
+        status=CopyStatus(data["status"]),
         checkpoint=orjson.loads(data["checkpoint"]) if data["checkpoint"] else None,
         version=data["version"], counters={c: int(data[c]) for c in COUNTERS},
         source=data["source"], target_table=data["target_table"],
@@ -68,10 +69,12 @@ def read_entry(connection: Connection, transform: str) -> Entry | None:
 
 def start(connection: Connection, *, transform: str, file_sha256: str, source: str,
           target_table: str) -> Entry:
-    """Register a fresh copy of `transform` (replacing any earlier row)."""
+    """Register a fresh copy of `transform` (replacing any earlier row: STARTED is legal from
+    every status)."""
     moment = now()
+    status = next_copy_status(transform, None, CopyEvent.STARTED)
     values = {"transform": transform, "file_sha256": file_sha256, "source": source,
-              "target_table": target_table, "status": RUNNING, "checkpoint": None,
+              "target_table": target_table, "status": status.value, "checkpoint": None,
               "version": 0, "started_at": moment, "updated_at": moment, "finished_at": None,
               "host": socket.gethostname(), "pid": os.getpid(), **dict.fromkeys(COUNTERS, 0)}
     connection.execute(_upsert(connection, values))
@@ -82,15 +85,17 @@ def start(connection: Connection, *, transform: str, file_sha256: str, source: s
 
 def claim(connection: Connection, entry: Entry) -> Entry:
     """Take an interrupted copy over (status RUNNING again, this host and process)."""
-    values = {"status": RUNNING, "host": socket.gethostname(), "pid": os.getpid(),
+    status = next_copy_status(entry.transform, entry.status, CopyEvent.CLAIMED)
+    values = {"status": status.value, "host": socket.gethostname(), "pid": os.getpid(),
               "updated_at": now(), "finished_at": None, "version": entry.version + 1}
     _compare_and_set(connection, entry, values)
-    return Entry(**{**entry.__dict__, "status": RUNNING, "version": entry.version + 1})
+    return Entry(**{**entry.__dict__, "status": status, "version": entry.version + 1})
 
 
 def commit_batch(connection: Connection, entry: Entry, checkpoint: list[Any],
                  delta: dict[str, int]) -> Entry:
     """Advance the checkpoint and counters (in the batch's transaction)."""
+    next_copy_status(entry.transform, entry.status, CopyEvent.BATCH_COMMITTED)
     counters = {c: entry.counters[c] + delta.get(c, 0) for c in COUNTERS}
     values = {"checkpoint": orjson.dumps(checkpoint, default=str).decode(),
               "version": entry.version + 1, "updated_at": now(), **_added(delta)}
@@ -99,12 +104,13 @@ def commit_batch(connection: Connection, entry: Entry, checkpoint: list[Any],
                     "counters": counters})
 
 
-def finish(connection: Connection, entry: Entry, status: str,
+def finish(connection: Connection, entry: Entry, event: CopyEvent = CopyEvent.FINISHED,
            delta: dict[str, int] | None = None) -> Entry:
-    """Mark the copy DONE or FAILED."""
+    """Mark the copy DONE (`event` FINISHED) or FAILED."""
+    status = next_copy_status(entry.transform, entry.status, event)
     counters = {c: entry.counters[c] + (delta or {}).get(c, 0) for c in COUNTERS}
     moment = now()
-    values = {"status": status, "version": entry.version + 1, "updated_at": moment,
+    values = {"status": status.value, "version": entry.version + 1, "updated_at": moment,
               "finished_at": moment, **_added(delta or {})}
     _compare_and_set(connection, entry, values)
     return Entry(**{**entry.__dict__, "status": status, "version": entry.version + 1,
@@ -118,9 +124,10 @@ def _added(delta: dict[str, int]) -> dict[str, Any]:
     return {c: getattr(REGISTRY.c, c) + n for c, n in delta.items() if n}
 
 
-def mark(connection: Connection, entry: Entry, status: str) -> Entry:
-    """Change the status of a finished copy (e.g. CUT_OVER), keeping when it finished."""
-    _compare_and_set(connection, entry, {"status": status, "version": entry.version + 1,
+def cut_over(connection: Connection, entry: Entry) -> Entry:
+    """Mark a finished copy CUT_OVER, keeping when it finished."""
+    status = next_copy_status(entry.transform, entry.status, CopyEvent.CUT_OVER)
+    _compare_and_set(connection, entry, {"status": status.value, "version": entry.version + 1,
                                          "updated_at": now()})
     return Entry(**{**entry.__dict__, "status": status, "version": entry.version + 1})
 

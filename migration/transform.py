@@ -17,7 +17,7 @@ from typing import Any
 
 from pulsaride.engine.errors import PipelineDefinitionError
 from pulsaride.engine.inputs import TRANSFORM_FILE_BYTES, read_bounded
-from pulsaride.engine.yamlsafe import load_yaml
+from pulsaride.engine.yamlsafe import load_mapping
 from pulsaride.schemas import load_schema
 
 from .expressions import Evaluator, compile_expression
@@ -162,9 +162,8 @@ class Transform:
 def load_transform(path: Path) -> Transform:
     """Read and validate the transform file at `path`."""
     data = read_bounded(path, TRANSFORM_FILE_BYTES, "transform file")
-    document = load_yaml(data, str(path))
-    if not isinstance(document, dict):
-        raise TransformError(str(path), ["a transform file is a mapping with at least 'sources'"])
+    shape = "a transform file is a mapping with at least 'sources'"
+    document = load_mapping(data, str(path), empty=shape, not_mapping=shape, error=TransformError)
     _unbool_join_keys(document)
     problems = _schema_problems(document)
     if problems:

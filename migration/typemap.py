@@ -138,11 +138,6 @@ def _timestamp(name: str, precision: int | None, rest: str) -> Mapped:
     return Mapped(base)
 
 
-def oracle_date(declared: str) -> bool:
-    """Oracle DATE carries a time of day; scaffolding Oracle sources maps it to timestamp(0)."""
-    return declared.strip().upper() == "DATE"
-
-
 def sqlite_affinity(declared: str) -> str:
     """SQLite's type affinity of a declared type (https://www.sqlite.org/datatype3.html
     section 3.1, rules applied in order): INTEGER, TEXT, BLOB, REAL or NUMERIC."""

@@ -28,7 +28,7 @@ compares what the target should hold with what it holds.
 from __future__ import annotations
 
 import zlib
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
@@ -39,9 +39,18 @@ from sqlalchemy.types import NullType
 
 from pulsaride.engine.errors import BadInputError
 
-from .canonical import MASK64, ColumnRule, key_text, row_converter, row_hash, rule_for, sampled
+from .canonical import (
+    MASK64,
+    ColumnRule,
+    key_text,
+    key_value_text,
+    row_converter,
+    row_hash,
+    rule_for,
+    sampled,
+)
 from .database import SOURCE, TARGET, open_engine, open_source, resolve_url
-from .deferral import existing_keys, norm
+from .deferral import existing_keys
 from .forked import Forked
 from .names import TableName, match_name
 from .registry import Entry, now, read_entry
@@ -206,7 +215,7 @@ def _count(connection: Connection, relation: Any, transform: str, *extra: Any) -
 
 
 @dataclass(frozen=True)
-class Layout:
+class TargetRowRules:
     """Where the key is in a target row, and how each column is canonicalised."""
 
     target: TargetTable
@@ -231,8 +240,8 @@ class Layout:
         return self._key_canonical([values[i] for i in self.key_positions])
 
 
-def _layout(connection: Connection, transform: Transform, plan: SourcePlan,
-            connection_dialect: str) -> Layout:
+def _row_rules(connection: Connection, transform: Transform, plan: SourcePlan,
+            connection_dialect: str) -> TargetRowRules:
     names = [f.name for f in plan.fields]
     target = reflect_target(connection, transform.target, names)
     key = list(transform.key or transform.expect.get("key_columns") or target.primary_key)
@@ -248,7 +257,7 @@ def _layout(connection: Connection, transform: Transform, plan: SourcePlan,
                                    f"among the fields ({', '.join(target.columns)})")
     empty = empty_as_null(transform, connection_dialect)
     rules = tuple(rule_for(name, target.types.get(name, ""), empty) for name in target.columns)
-    return Layout(target, tuple(target.columns.index(m) for m in matched if m is not None),
+    return TargetRowRules(target, tuple(target.columns.index(m) for m in matched if m is not None),
                   rules)
 
 
@@ -286,7 +295,7 @@ def source_rows(reader: Connection, transform: Transform, plan: SourcePlan,
         checkpoint = [rows[-1][p] for p in plan.key_positions]
 
 
-def target_rows(connection: Connection, layout: Layout) -> Iterator[tuple[Any, ...]]:
+def target_rows(connection: Connection, layout: TargetRowRules) -> Iterator[tuple[Any, ...]]:
     """Every target row (columns in field order), streamed."""
     relation = _relation(layout.target)
     query = select(*_as_read(relation, layout.target))
@@ -317,7 +326,7 @@ def validate_sample(sides: Sides, fraction: float, seed: int,
     ensure_tables(sides.target)
     with sides.source.connect() as reader, sides.target.connect() as connection:
         plan = plan_source(reader, transform)
-        layout = _layout(connection, transform, plan, reader.dialect.name)
+        layout = _row_rules(connection, transform, plan, reader.dialect.name)
         wanted: dict[str, tuple[list[Any], Sequence[Any], tuple[Any, ...]]] = {}
         for row, values in source_rows(reader, transform, plan,
                                        _phase(on_progress, "reading the source")):
@@ -338,7 +347,7 @@ def validate_sample(sides: Sides, fraction: float, seed: int,
                       **absent}, mismatches)
 
 
-def _target_by_key(connection: Connection, layout: Layout,
+def _target_by_key(connection: Connection, layout: TargetRowRules,
                    rows: list[tuple[Any, ...]]) -> dict[str, list[list[Any]]]:
     """Target rows (canonical) whose key is among the keys of `rows`, by key text."""
     relation = _relation(layout.target)
@@ -368,7 +377,7 @@ class _Check:
     connection: Connection
     transform: Transform
     plan: SourcePlan
-    layout: Layout
+    layout: TargetRowRules
 
 
 def _compare(check: _Check, wanted: dict[str, tuple[list[Any], Sequence[Any], tuple[Any, ...]]],
@@ -411,7 +420,7 @@ class _Absence:
         letters = connection.execute(select(DLQ.c.row_key).where(
             DLQ.c.transform == transform.name, DLQ.c.row_key.is_not(None),
             *rejected_by_copy(entry))).scalars()
-        self.rejected = {orjson.dumps([norm(v) for v in orjson.loads(k)["key"]]).decode()
+        self.rejected = {orjson.dumps([key_value_text(v) for v in orjson.loads(k)["key"]]).decode()
                          for k in letters}
         self._parked: set[str] | None = None
 
@@ -421,7 +430,8 @@ class _Absence:
         if text_key in self.parked():
             return DEFERRED_ROWS
         plan = self.check.plan
-        if orjson.dumps([norm(row[p]) for p in plan.key_positions]).decode() in self.rejected:
+        key = orjson.dumps([key_value_text(row[p]) for p in plan.key_positions]).decode()
+        if key in self.rejected:
             return REJECTED_ROWS
         for dependency in self.check.transform.depends_on:
             value = row[plan.positions[dependency.via]]
@@ -429,7 +439,7 @@ class _Absence:
                 continue
             present = existing_keys(self.check.connection, dependency.parent, dependency.key,
                                     [value])
-            if norm(value) not in present:
+            if key_value_text(value) not in present:
                 return SKIPPED_ROWS
         return None
 
@@ -448,7 +458,7 @@ class _Absence:
         return self._parked
 
 
-def _to_dlq(engine: Engine, transform: Transform, layout: Layout,
+def _to_dlq(engine: Engine, transform: Transform, layout: TargetRowRules,
             mismatches: list[Mismatch]) -> None:
     if not mismatches:
         return
@@ -472,7 +482,7 @@ def validate_hash(sides: Sides, buckets: int, on_progress: Progress | None = Non
     ensure_tables(sides.target)
     with sides.source.connect() as reader, sides.target.connect() as connection:
         plan = plan_source(reader, transform)
-        layout = _layout(connection, transform, plan, reader.dialect.name)
+        layout = _row_rules(connection, transform, plan, reader.dialect.name)
         # The target side in a forked process, the source side here: both at once.
         with Forked(lambda: _on_target(sides.target, lambda c: _bucket_sums(
                 (layout.canonical(r) for r in target_rows(c, layout)), layout, buckets))
@@ -503,7 +513,7 @@ def _bucket(key: list[Any], buckets: int) -> int:
     return zlib.crc32(orjson.dumps(key)) % buckets
 
 
-def _bucket_sums(rows: Iterator[list[Any]], layout: Layout,
+def _bucket_sums(rows: Iterator[list[Any]], layout: TargetRowRules,
                  buckets: int) -> dict[int, tuple[int, int]]:
     sums: dict[int, list[int]] = defaultdict(lambda: [0, 0])
     for canon in rows:
@@ -521,7 +531,7 @@ def _on_target(target: Engine, work: Callable[[Connection], T]) -> T:
         return work(connection)
 
 
-def _target_in(connection: Connection, layout: Layout, differing: set[int],
+def _target_in(connection: Connection, layout: TargetRowRules, differing: set[int],
                buckets: int) -> dict[str, list[list[Any]]]:
     """The canonical target rows of the `differing` buckets, by key text."""
     theirs: dict[str, list[list[Any]]] = defaultdict(list)
@@ -572,8 +582,3 @@ def record(engine: Engine, result: Result, run_id: str | None) -> None:
             target_table=result.target.key(), transform=result.transform, kind=result.kind,
             status=result.status, details=dumps(result.document()), run_id=run_id,
             created_at=now()))
-
-
-def summary_counts(results: Sequence[Result]) -> Counter[str]:
-    """How many results per status."""
-    return Counter(r.status for r in results)

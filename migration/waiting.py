@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import orjson
 from sqlalchemy import Connection, select
 
-from .deferral import norm
+from .canonical import key_value_text
 from .graphs import strongly_connected
 from .tables import DEFERRED
 from .writer import loads
@@ -57,7 +57,7 @@ class Waiting:
             for parent, key in needed:
                 value = row.payload.get(key) if parent == row.table else None
                 if value is not None:
-                    self.provides[(parent, key, norm(value))].append(row.id)
+                    self.provides[(parent, key, key_value_text(value))].append(row.id)
 
     @classmethod
     def read(cls, connection: Connection, limit: int = PARKED_LIMIT) -> Waiting:
@@ -66,13 +66,13 @@ class Waiting:
             select(DEFERRED.c.id, DEFERRED.c.target_table, DEFERRED.c.payload,
                    DEFERRED.c.requirements).order_by(DEFERRED.c.id).limit(limit))
         return cls(ParkedRow(str(id_), table, loads(payload),
-                             tuple((str(p), str(k), norm(v))
+                             tuple((str(p), str(k), key_value_text(v))
                                    for p, k, v in orjson.loads(requirements)))
                    for id_, table, payload, requirements in result)
 
     def parked(self, table: str, key: str, value: object) -> bool:
         """Whether a waiting row of `table` has `key` = `value`."""
-        return (table, key, norm(value)) in self.provides
+        return (table, key, key_value_text(value)) in self.provides
 
     def cycles(self) -> list[Cycle]:
         """The cycles of waiting rows, named by their tables (one per set of tables)."""

@@ -42,7 +42,7 @@ def run_state(run: PipelineRun, active: bool) -> str:
     if active:
         return "waiting for approval" if WAITING in statuses and RUNNING not in statuses \
             else "running"
-    if RUNNING in statuses or run.interrupted is not None:
+    if RUNNING in statuses or run.interrupted:
         return "interrupted"
     if WAITING in statuses:
         return "awaiting approval"

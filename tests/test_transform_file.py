@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from pulsaride.engine.errors import BadInputError
+from pulsaride.migration.canonical import key_value_text
 from pulsaride.migration.database import SOURCE, TARGET, describe, resolve_url
-from pulsaride.migration.deferral import norm
-from pulsaride.migration.inspect import split_statements
 from pulsaride.migration.names import IdentifierRule, TableName
+from pulsaride.migration.target_inspection import split_statements
 from pulsaride.migration.transform import (
     DEFAULT_BATCH_SIZE,
     ColumnRef,
@@ -314,7 +314,7 @@ def test_a_url_that_is_not_a_url_is_refused_without_its_password() -> None:
     ("-12.0", "-12"), (Decimal("5.5"), "5.5"), ("abc", "abc"), ("007", "007"),
 ])
 def test_key_values_compare_equal_across_drivers(value: object, expected: str) -> None:
-    assert norm(value) == expected
+    assert key_value_text(value) == expected
 
 
 def test_payloads_survive_json_with_bytes_decimals_and_dates() -> None:

@@ -28,11 +28,59 @@ def test_table_covers_every_status() -> None:
     assert set(TABLE) == set(JobStatus)
 
 
+# Written from the job lifecycle (README, "Job states"), not from TABLE: (status, event, target).
+LEGAL_JOB_MOVES = {
+    ("PENDING", "JobStarted", "RUNNING"),
+    ("PENDING", "JobAwaitingApproval", "WAITING"),
+    ("PENDING", "JobSkipped", "SKIPPED"),
+    ("PENDING", "JobCancelled", "CANCELLED"),
+    ("WAITING", "JobApproved", "APPROVED"),
+    ("WAITING", "JobRejected", "SKIPPED"),
+    ("WAITING", "JobApprovalRefused", "WAITING"),
+    ("WAITING", "JobFailed", "FAILED"),
+    ("WAITING", "JobSkipped", "SKIPPED"),
+    ("WAITING", "JobCancelled", "CANCELLED"),
+    ("APPROVED", "JobStarted", "RUNNING"),
+    ("APPROVED", "JobCancelled", "CANCELLED"),
+    ("RUNNING", "JobSucceeded", "DONE"),
+    ("RUNNING", "JobRetrying", "RETRYING"),
+    ("RUNNING", "JobFailed", "FAILED"),
+    ("RUNNING", "JobCancelled", "CANCELLED"),
+    ("RUNNING", "JobInterrupted", "INTERRUPTED"),
+    ("RETRYING", "JobStarted", "RUNNING"),
+    ("RETRYING", "JobCancelled", "CANCELLED"),
+    ("FAILED", "JobRequeued", "PENDING"),
+    ("SKIPPED", "JobRequeued", "PENDING"),
+    ("CANCELLED", "JobRequeued", "PENDING"),
+    ("INTERRUPTED", "JobRequeued", "PENDING"),
+}
+ILLEGAL_JOB_MOVES = [  # a sample that must raise, each one a mistake someone could make
+    ("DONE", "JobStarted"), ("DONE", "JobRequeued"), ("DONE", "JobFailed"),
+    ("PENDING", "JobSucceeded"), ("PENDING", "JobApproved"), ("PENDING", "JobRequeued"),
+    ("WAITING", "JobStarted"), ("APPROVED", "JobApproved"), ("RUNNING", "JobStarted"),
+    ("RUNNING", "JobRequeued"), ("RETRYING", "JobSucceeded"), ("FAILED", "JobStarted"),
+    ("SKIPPED", "JobApproved"), ("INTERRUPTED", "JobSucceeded"),
+]
+
+
+@pytest.mark.parametrize(("status", "event", "target"), sorted(LEGAL_JOB_MOVES))
+def test_each_legal_move_leads_where_the_lifecycle_says(status: str, event: str,
+                                                        target: str) -> None:
+    assert next_status("j", JobStatus(status), event) is JobStatus(target)
+
+
+@pytest.mark.parametrize(("status", "event"), ILLEGAL_JOB_MOVES)
+def test_each_illegal_move_raises(status: str, event: str) -> None:
+    with pytest.raises(IllegalTransitionError, match=f"{event} is not allowed"):
+        next_status("j", JobStatus(status), event)
+
+
 @pytest.mark.parametrize("status", list(JobStatus))
 @pytest.mark.parametrize("event", JOB_EVENTS)
-def test_next_status_follows_the_table(status: JobStatus, event: str) -> None:
-    if event in TABLE[status]:
-        assert next_status("j", status, event) is TABLE[status][event]
+def test_next_status_allows_exactly_the_listed_moves(status: JobStatus, event: str) -> None:
+    legal = {(s, e): t for s, e, t in LEGAL_JOB_MOVES}
+    if (status.value, event) in legal:
+        assert next_status("j", status, event) is JobStatus(legal[(status.value, event)])
     else:
         with pytest.raises(IllegalTransitionError, match=f"{event} is not allowed"):
             next_status("j", status, event)

@@ -32,7 +32,7 @@ from pulsaride.engine.services import utc_now
 from pulsaride.projections.dag_svg import render_dag
 from pulsaride.projections.documents import history_rows, run_document
 
-from .health import HealthSource
+from .health_panel import HealthSource
 from .openapi import openapi_document
 from .security import Guard, GuardMiddleware
 

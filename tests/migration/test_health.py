@@ -1,5 +1,5 @@
 """`pt health`: GO / CAUTION / NO-GO per table and overall, each with the reasons of the rules
-in migration/health.py, root-cause hints with their evidence, `--require`, and `--pipeline`.
+in migration/verdict.py, root-cause hints with their evidence, `--require`, and `--pipeline`.
 
 One SQLite source and one PostgreSQL target hold a table in each situation (built once for the
 module; health only reads). Folders of transform files choose which tables `pt health` sees:

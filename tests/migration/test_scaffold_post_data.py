@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from pulsaride.migration.inspect import split_statements
+from pulsaride.migration.target_inspection import split_statements
 from tests.migration.conftest import Db, pt
 
 # ---- split_statements (pure) ---------------------------------------------------------------

@@ -40,7 +40,7 @@ from pulsaride.migration.source import plan_source
 from pulsaride.migration.transform import load_transform
 from pulsaride.migration.validation import (
     Sides,
-    _layout,
+    _row_rules,
     record,
     source_rows,
     target_rows,
@@ -621,7 +621,7 @@ def test_the_same_seed_picks_the_same_keys_on_both_sides(pg: Db, sqlite_db: Any,
     try:
         with sides.source.connect() as reader, sides.target.connect() as connection:
             plan = plan_source(reader, transform)
-            layout = _layout(connection, transform, plan, reader.dialect.name)
+            layout = _row_rules(connection, transform, plan, reader.dialect.name)
             mine = {tuple(layout.key([canonical(v, r) for v, r in zip(values, layout.rules,
                                                                         strict=True)]))
                     for _, values in source_rows(reader, transform, plan)}

@@ -20,7 +20,7 @@ from pulsaride.migration.database import (
     open_source,
     resolve_url,
 )
-from pulsaride.migration.health import assess
+from pulsaride.migration.verdict import assess
 from pulsaride.projections.status import run_state
 
 CACHE_SECONDS = 2.0

@@ -28,10 +28,11 @@ import orjson
 from sqlalchemy import Connection, Engine, func, inspect, select
 
 from . import registry
-from .cutover import CUT_OVER, latest_validations, sequences_behind
-from .deferral import existing_keys, norm
+from .canonical import key_value_text
+from .copy_status import FINISHED_COPY
+from .cutover import latest_validations, sequences_behind
+from .deferral import existing_keys
 from .names import TableName, target_names
-from .registry import DONE
 from .tables import DEFERRED, ensure_tables
 from .transform import Transform
 from .validation import (
@@ -141,7 +142,7 @@ def _table(connection: Connection, transform: Transform) -> TableHealth:
                        "rejected": rejected, **(entry.counters if entry else {})}
     if entry is None:
         health.worsen(NO_GO, "not migrated yet (no registry row)")
-    elif entry.status not in (DONE, CUT_OVER):
+    elif entry.status not in FINISHED_COPY:
         health.worsen(NO_GO, f"the copy is {entry.status}")
     if deferred:
         health.worsen(NO_GO, f"{deferred} row(s) wait in pulsaride_deferred")
@@ -288,7 +289,7 @@ def _group_hints(connection: Connection, parent: Transform | None, source: Engin
     """Why the sampled rows of one deferred group wait: each cause with its evidence."""
     child, parent_name = _shown(group.child), _shown(group.parent)
     entry = registry.read_entry(connection, parent.name) if parent is not None else None
-    if parent is None or entry is None or entry.status not in (DONE, CUT_OVER):
+    if parent is None or entry is None or entry.status not in FINISHED_COPY:
         state = "has not run" if entry is None else f"is {entry.status}"
         return [{"table": child, "hint": f"{group.rows} row(s) wait because the migration of "
                                          f"{parent_name} {state}",
@@ -345,7 +346,7 @@ def _missing_in_source(source: Engine, parent: Transform, key: str,
         if column is None:
             return []
         present = existing_keys(connection, relation, column, values)
-    return [v for v in values if norm(v) not in present]
+    return [v for v in values if key_value_text(v) not in present]
 
 
 def _source_column(connection: Connection, parent: Transform, key: str) -> str | None:
