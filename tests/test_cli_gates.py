@@ -102,7 +102,7 @@ def test_run_waits_at_the_gate_prints_the_approve_command_and_continues_when_app
     command = shlex.split(printed)[1:]
     approve = run_pt(*command, "--as", "alice", "--reason", "ok", cwd=folder)
     assert approve.returncode == 0, approve.stderr
-    assert approve.stdout.strip() == "cutover-gate approved by alice in run gate-1"
+    assert approve.stdout.strip() == "cutover-gate approved by alice in run gate-1 (unauthenticated: the gate has no approver keys)"
 
     out, err = runner.communicate(timeout=30)
     assert runner.returncode == 0, out + err
@@ -135,7 +135,7 @@ def test_reject_skips_the_gate_and_its_dependents_exit_1(
     reject = run_pt("pipeline", "reject", path.name, "--job", "cutover-gate", "--as", "bob",
                     "--reason", "numbers do not match", cwd=folder)
     assert reject.returncode == 0, reject.stderr
-    assert reject.stdout.strip() == "cutover-gate rejected by bob in run gate-2"
+    assert reject.stdout.strip() == "cutover-gate rejected by bob in run gate-2 (unauthenticated: the gate has no approver keys)"
     out, err = runner.communicate(timeout=30)
     assert runner.returncode == 1, out + err
     assert not (folder / "cutover.txt").exists()
