@@ -228,8 +228,10 @@ def _verify(evidence: RunEvidence, pubkey: Path | None,
 def _render_report(report: VerifyReport) -> str:
     if report.ok:
         sealed = f", sealed up to line {report.sealed_up_to}" if report.sealed_up_to else ""
+        signed = (f", {report.signed_decisions} signed decisions checked"
+                  if report.signed_decisions else "")
         lines = [f"run {report.run_id}: verified: {report.lines} lines, chain head "
-                 f"{report.head[:16]}…, {report.logs_checked} logs checked{sealed}"]
+                 f"{report.head[:16]}…, {report.logs_checked} logs checked{signed}{sealed}"]
     else:
         first = report.findings[0]
         where = f"line {first.line}" if first.line is not None else "the run's files"

@@ -7,6 +7,7 @@ import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -54,16 +55,20 @@ def pipeline() -> None:
 @options.store()
 @options.executor()
 @options.seal_key()
+@click.option("--key", "start_key", type=click.Path(path_type=Path), metavar="KEY",
+              help="Sign the start with this SSH key: gates with `separate_approver: true` then "
+                   "refuse decisions signed by the same key.")
 @options.as_json(JSON_HELP)
 @pass_pt
 def run(pt: Pt, pipeline_file: Path, parallelism: int, run_id: str | None, no_wait: bool,
         quiet: bool, state_dir: Path | None, store: str | None, executor: str | None,
-        seal_key: Path | None, as_json: bool) -> None:
+        seal_key: Path | None, start_key: Path | None, as_json: bool) -> None:
     """Run the pipeline FILE: stages in order, jobs in parallel as their needs allow.
 
     The run id is printed first; resume it later with 'pt pipeline resume FILE --run-id ID'.
     """
-    request = _request(pt, pipeline_file, state_dir, parallelism, not no_wait, store, executor)
+    request = replace(_request(pt, pipeline_file, state_dir, parallelism, not no_wait, store,
+                               executor), start_key=start_key)
     reporter = _reporter(pipeline_file, state_dir, as_json, quiet)
     services = pt.services(observer=reporter, seal_key=_seal_key(seal_key))
     runner = start_run(request, services, run_id)

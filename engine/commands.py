@@ -48,7 +48,8 @@ from .runner import JobEnvironment, Runner, RunResult
 from .runstore import RunLog, RunOwnership, RunStore
 from .seal import Seal, sign
 from .services import Identity, Services, tool_version
-from .signatures import Decision, SigningError
+from .signatures import Decision, SigningError, public_key_of, start_statement
+from .signatures import sign as sign_statement
 from .stores import is_shared_store, open_store
 from .times import format_time
 from .transitions import DONE, REQUEUEABLE, RUNNING, WAITING
@@ -65,6 +66,7 @@ class RunRequest:
     tool_bin: Path | None = None
     store: str | None = None  # a postgresql:// URL; default: the state dir's JSONL files
     executor: str | None = None  # a dask://HOST:PORT scheduler; default: local processes
+    start_key: Path | None = None  # sign the start (separate_approver then compares keys)
 
 
 def start_run(request: RunRequest, services: Services, run_id: str | None = None) -> Runner:
@@ -98,7 +100,8 @@ def _record_start(request: RunRequest, services: Services, pipeline_file: Pipeli
         run_file.run_id, now,
         pipeline=_recorded_pipeline(pipeline_file, masker, state, run_file.run_id,
                                     "pipeline.yml"),
-        parameters=masker.document(_parameters(request, state)),
+        parameters=masker.document(_parameters(request, state) | _signed_start(
+            request, run_file.run_id, pipeline_file.sha256, format_time(now), who.user)),
         started_by=who.user, host=who.host, pid=who.pid, tool_version=tool_version(),
     )
     run.masker = masker
@@ -392,6 +395,17 @@ def _recorded_pipeline(pipeline_file: PipelineFile, masker: Masker, state: State
     return {"path": str(pipeline_file.path), "sha256": pipeline_file.sha256,
             "copy": str(copy), "copy_sha256": hashlib.sha256(masked).hexdigest(),
             "definition": definition, "definition_sha256": definition_digest(definition)}
+
+
+def _signed_start(request: RunRequest, run_id: str, sha256: str, at: str,
+                  by: str) -> dict[str, Any]:
+    """`started_key` for RunStarted's parameters when the run is started with --key."""
+    if request.start_key is None:
+        return {}
+    key = public_key_of(request.start_key)
+    signature = sign_statement(start_statement(run_id, sha256, at, by), request.start_key)
+    return {"started_key": {"fingerprint": key.fingerprint, "key": key.openssh,
+                            "signature": signature, "signed_at": at}}
 
 
 def _parameters(request: RunRequest, state: StateDir) -> dict[str, Any]:

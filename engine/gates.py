@@ -16,7 +16,7 @@ import orjson
 
 from .approvers import ApproverKey, key_holders
 from .model import GatePolicy, Pipeline, duration_problem
-from .signatures import STATEMENT_TYPE, Decision, SignatureInvalid, verify
+from .signatures import STATEMENT_TYPE, Decision, SignatureInvalid, signer
 from .times import format_time, parse_time
 
 POLICY_KEYS = ("approvers", "keys", "required", "separate_approver", "expires_in", "on_expiry")
@@ -121,9 +121,12 @@ def keyed_verdict(policy: GatePolicy, context: GateContext, asked: str,
     if wrong is not None:
         return KeyedVerdict(wrong, decision)
     try:
-        key = verify(signed.statement, signed.signature, [a.key for a in policy.keys if a.key])
+        key = signer(signed.statement, signed.signature)
     except SignatureInvalid as exc:
         return KeyedVerdict(str(exc), decision)
+    if key not in {a.key for a in policy.keys}:
+        return KeyedVerdict(f"signed by {key.fingerprint}, a key not on the gate's approver "
+                            "list", decision, key)
     refusal = _signer_refusal(policy, context, decision, key, asked)
     return KeyedVerdict(refusal, decision, key)
 

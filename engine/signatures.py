@@ -25,6 +25,7 @@ from .approvers import NAMESPACE, ApproverKey, ApproverKeyError, parse_key
 from .errors import BadInputError
 
 STATEMENT_TYPE = "pulsaride.approval/1"
+START_TYPE = "pulsaride.run-start/1"
 SIGN_TIMEOUT_SECONDS = 120  # a passphrase prompt or a hardware key's touch
 MAX_SIGNATURE_CHARS = 16 * 1024  # an armored RSA-16384 signature is about 3 KiB
 
@@ -56,6 +57,13 @@ class Decision:
                              "decision": self.decision, "reason": self.reason, "at": self.at,
                              "head": self.head, "by": self.by},
                             option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE)
+
+
+def start_statement(run_id: str, pipeline_sha256: str, at: str, by: str) -> bytes:
+    """What `pt pipeline run --key` signs: this run of this pipeline file, started by `by`."""
+    return orjson.dumps({"type": START_TYPE, "run_id": run_id, "pipeline_sha256": pipeline_sha256,
+                         "at": at, "by": by},
+                        option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE)
 
 
 def sign(statement: bytes, key_file: Path) -> str:
