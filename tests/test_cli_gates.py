@@ -118,7 +118,7 @@ def test_run_waits_at_the_gate_prints_the_approve_command_and_continues_when_app
     assert approval["reason"] == "ok"
     assert approval["at"]
     text = run_pt("pipeline", "status", str(path), cwd=folder).stdout
-    assert "approved by alice: ok" in text
+    assert "approved by alice (unauthenticated): ok" in text
     # The evidence line of the approval, written by the approving process.
     approved = [ln for ln in lines_of(folder, "gate-1") if ln["event"] == "JobApproved"]
     assert len(approved) == 1
