@@ -174,7 +174,7 @@ def _gate_options(verb: str, whom: str) -> Callable[[Callable[..., None]], Calla
 @pipeline.command()
 @_gate_options("release", "approves")
 @pass_pt
-def approve(pt: Pt, pipeline_file: Path, job: str, run_id: str | None, who: str | None,
+def approve(pt: Pt, /, pipeline_file: Path, job: str, run_id: str | None, who: str | None,
             reason: str, state_dir: Path | None, store: str | None, seal_key: Path | None,
             as_json: bool, **signing: Any) -> None:
     """Release a manual gate of a run of FILE; a waiting run continues within a second."""
@@ -185,7 +185,7 @@ def approve(pt: Pt, pipeline_file: Path, job: str, run_id: str | None, who: str 
 @pipeline.command()
 @_gate_options("refuse", "rejects")
 @pass_pt
-def reject(pt: Pt, pipeline_file: Path, job: str, run_id: str | None, who: str | None,
+def reject(pt: Pt, /, pipeline_file: Path, job: str, run_id: str | None, who: str | None,
            reason: str, state_dir: Path | None, store: str | None, seal_key: Path | None,
            as_json: bool, **signing: Any) -> None:
     """Refuse a manual gate of a run of FILE: it and every job needing it are SKIPPED."""
