@@ -33,6 +33,7 @@ from pulsaride.engine.services import Identity
 from pulsaride.projections.status import render_status, status_document
 
 from . import options
+from .attest import attest
 from .context import Pt, pass_pt
 from .evidence import export, history, import_run, keygen, seal, show, verify
 from .gate_signing import GateSigning
@@ -324,5 +325,5 @@ def _utf8() -> bool:
     return encoding.lower().replace("-", "") == "utf8"
 
 
-for _command in (verify, history, show, export, seal, keygen, import_run):
+for _command in (verify, history, show, export, seal, keygen, import_run, attest):
     pipeline.add_command(_command)
