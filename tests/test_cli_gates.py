@@ -146,7 +146,8 @@ def test_reject_skips_the_gate_and_its_dependents_exit_1(
     assert jobs["cutover-gate"]["status"] == "SKIPPED"
     assert jobs["cutover-gate"]["approval"] == {
         "decision": "rejected", "by": "bob", "at": jobs["cutover-gate"]["approval"]["at"],
-        "reason": "numbers do not match"}
+        "reason": "numbers do not match", "authenticated": False, "key_fingerprint": None,
+        "signers": []}
     assert jobs["announce"]["status"] == "SKIPPED"
     assert jobs["announce"]["cause"] == "cutover-gate"
     assert jobs["migrate"]["status"] == "DONE"
