@@ -10,7 +10,8 @@ import click
 from pulsaride.engine.attestations import envelope_line, load_signing_key
 from pulsaride.engine.evidence import RunEvidence, load_evidence
 from pulsaride.engine.layout import StateDir
-from pulsaride.engine.operations import locate_run, read_run, tool_version
+from pulsaride.engine.run_views import locate_run, read_run
+from pulsaride.engine.services import tool_version
 from pulsaride.projections.attestation import statement
 from pulsaride.projections.facts import RunFacts
 from pulsaride.projections.verify import verify_run
@@ -25,11 +26,13 @@ def run_files(evidence: RunEvidence) -> dict[str, bytes]:
     run, job logs, validation reports); not the seals and set-aside tails, which change or
     are evidence of damage."""
     files: dict[str, bytes] = {}
-    for name, path in evidence.files():
+    for name, _ in evidence.files():
         if name == f"{evidence.run_id}.jsonl":
             files[name] = evidence.data
         elif name.startswith(f"{evidence.run_id}/"):
-            files[name] = path.read_bytes()
+            data = evidence.artifact(name)
+            if data is not None:
+                files[name] = data
     return files
 
 

@@ -23,6 +23,7 @@ import orjson
 
 from .approvers import NAMESPACE, ApproverKey, ApproverKeyError, parse_key
 from .errors import BadInputError
+from .inputs import KEY_FILE_BYTES, read_bounded
 
 STATEMENT_TYPE = "pulsaride.approval/1"
 START_TYPE = "pulsaride.run-start/1"
@@ -127,7 +128,8 @@ def public_key_of(key_file: Path) -> ApproverKey:
     if key_file.name.endswith(".pub"):
         public = key_file
     if public.is_file():
-        return parse_key(public.read_text(encoding="utf-8", errors="replace"), str(public))
+        text = read_bounded(public, KEY_FILE_BYTES, "public key file")
+        return parse_key(text.decode("utf-8", errors="replace"), str(public))
     ssh_keygen = shutil.which("ssh-keygen")
     if ssh_keygen is None:
         raise SigningError("cannot sign: ssh-keygen (OpenSSH) is not installed")
