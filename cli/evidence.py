@@ -36,6 +36,7 @@ from pulsaride.projections.timeline import render_timeline, timeline
 from pulsaride.projections.verify import VerifyReport, verify_run
 
 from . import options
+from .attest import ATTESTATION_FILE, attestation
 from .context import Pt, pass_pt
 
 OPTIONAL_FILE = options.pipeline_file(required=False)
@@ -116,11 +117,15 @@ def show(pipeline_file: Path | None, run_id: str | None, state_dir: Path | None,
                    "byte for byte (a run file 'pt pipeline verify' checks).")
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
               help="Write here [default: stdout; bundle: ./pulsaride-run-ID.tar.gz].")
+@click.option("--key", "key_path", type=click.Path(path_type=Path, dir_okay=False),
+              help="bundle: add the run's signed in-toto attestation (attestation.intoto.jsonl, "
+                   "as 'pt pipeline attest' makes it) signed with this Ed25519 key.")
 @STATE_DIR
 @STORE
 @pass_pt
 def export(pt: Pt, pipeline_file: Path | None, run_id: str | None, fmt: str,
-           output: Path | None, state_dir: Path | None, store: str | None) -> None:
+           output: Path | None, key_path: Path | None, state_dir: Path | None,
+           store: str | None) -> None:
     """Export a run for compliance as JSON, CSV, JSONL or an evidence bundle."""
     store = store or None
     state, run_id = locate_run(pipeline_file, state_dir, run_id, store)
@@ -143,6 +148,8 @@ def export(pt: Pt, pipeline_file: Path | None, run_id: str | None, fmt: str,
     except PulsarideError as exc:
         replayed = str(exc)
     extra = bundle_files(run_id, report.document(), as_of, tool_version(), replayed)
+    if key_path is not None:
+        extra[ATTESTATION_FILE] = attestation(state, run_id, store, key_path)
     manifest = write_bundle(evidence, extra, target, mtime=as_of.timestamp())
     click.echo(f"wrote {target}: {len(manifest)} files, verification "
                f"{'passed' if report.ok else 'FAILED'}; check it with: "
@@ -228,8 +235,10 @@ def _verify(evidence: RunEvidence, pubkey: Path | None,
 def _render_report(report: VerifyReport) -> str:
     if report.ok:
         sealed = f", sealed up to line {report.sealed_up_to}" if report.sealed_up_to else ""
+        signed = (f", {report.signed_decisions} signed decisions checked"
+                  if report.signed_decisions else "")
         lines = [f"run {report.run_id}: verified: {report.lines} lines, chain head "
-                 f"{report.head[:16]}…, {report.logs_checked} logs checked{sealed}"]
+                 f"{report.head[:16]}…, {report.logs_checked} logs checked{signed}{sealed}"]
     else:
         first = report.findings[0]
         where = f"line {first.line}" if first.line is not None else "the run's files"

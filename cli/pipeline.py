@@ -7,6 +7,7 @@ import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -15,7 +16,13 @@ import click
 import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from pulsaride.engine.commands import RunRequest, decide_gate, resume_run, start_run
+from pulsaride.engine.commands import (
+    RunRequest,
+    decide_gate,
+    decision_statement,
+    resume_run,
+    start_run,
+)
 from pulsaride.engine.errors import EXIT_OK
 from pulsaride.engine.loader import load_pipeline_file
 from pulsaride.engine.model import When
@@ -26,8 +33,10 @@ from pulsaride.engine.services import Identity
 from pulsaride.projections.status import render_status, status_document
 
 from . import options
+from .attest import attest
 from .context import Pt, pass_pt
 from .evidence import export, history, import_run, keygen, seal, show, verify
+from .gate_signing import GateSigning
 from .reporter import ProgressReporter
 
 JSON_HELP = "Print a JSON document on stdout (progress goes to stderr)."
@@ -47,16 +56,20 @@ def pipeline() -> None:
 @options.store()
 @options.executor()
 @options.seal_key()
+@click.option("--key", "start_key", type=click.Path(path_type=Path), metavar="KEY",
+              help="Sign the start with this SSH key: gates with `separate_approver: true` then "
+                   "refuse decisions signed by the same key.")
 @options.as_json(JSON_HELP)
 @pass_pt
 def run(pt: Pt, pipeline_file: Path, parallelism: int, run_id: str | None, no_wait: bool,
         quiet: bool, state_dir: Path | None, store: str | None, executor: str | None,
-        seal_key: Path | None, as_json: bool) -> None:
+        seal_key: Path | None, start_key: Path | None, as_json: bool) -> None:
     """Run the pipeline FILE: stages in order, jobs in parallel as their needs allow.
 
     The run id is printed first; resume it later with 'pt pipeline resume FILE --run-id ID'.
     """
-    request = _request(pt, pipeline_file, state_dir, parallelism, not no_wait, store, executor)
+    request = replace(_request(pt, pipeline_file, state_dir, parallelism, not no_wait, store,
+                               executor), start_key=start_key)
     reporter = _reporter(pipeline_file, state_dir, as_json, quiet)
     services = pt.services(observer=reporter, seal_key=_seal_key(seal_key))
     runner = start_run(request, services, run_id)
@@ -137,6 +150,20 @@ def _gate_options(verb: str, whom: str) -> Callable[[Callable[..., None]], Calla
             options.state_dir(),
             options.store(),
             options.seal_key(),
+            click.option("--key", "approver_key", type=click.Path(path_type=Path),
+                         envvar="PT_APPROVER_KEY", metavar="KEY",
+                         help="Sign the decision with this SSH key (private key, or public key "
+                              "whose private half is in the ssh-agent); a gate whose approvers "
+                              "have keys needs it [env PT_APPROVER_KEY; default: the first "
+                              "gate key the running ssh-agent holds]."),
+            click.option("--print-statement", is_flag=True,
+                         help="Print the statement to sign (for `ssh-keygen -Y sign -n "
+                              "pulsaride-approval`) and record nothing."),
+            click.option("--statement", "statement_file", type=click.Path(path_type=Path),
+                         metavar="FILE", help="A statement printed by --print-statement ..."),
+            click.option("--signature", "signature_file", type=click.Path(path_type=Path),
+                         metavar="FILE", help="... and its signature by `ssh-keygen -Y sign`: "
+                                              "record that signed decision."),
             options.as_json(JSON_HELP),
         ]):
             command = option(command)
@@ -148,23 +175,23 @@ def _gate_options(verb: str, whom: str) -> Callable[[Callable[..., None]], Calla
 @pipeline.command()
 @_gate_options("release", "approves")
 @pass_pt
-def approve(pt: Pt, pipeline_file: Path, job: str, run_id: str | None, who: str | None,
+def approve(pt: Pt, /, pipeline_file: Path, job: str, run_id: str | None, who: str | None,
             reason: str, state_dir: Path | None, store: str | None, seal_key: Path | None,
-            as_json: bool) -> None:
+            as_json: bool, **signing: Any) -> None:
     """Release a manual gate of a run of FILE; a waiting run continues within a second."""
     _gate(pt, pipeline_file, job, run_id, who, reason, state_dir, store, seal_key, as_json,
-          approve=True)
+          approve=True, signing=GateSigning(**signing))
 
 
 @pipeline.command()
 @_gate_options("refuse", "rejects")
 @pass_pt
-def reject(pt: Pt, pipeline_file: Path, job: str, run_id: str | None, who: str | None,
+def reject(pt: Pt, /, pipeline_file: Path, job: str, run_id: str | None, who: str | None,
            reason: str, state_dir: Path | None, store: str | None, seal_key: Path | None,
-           as_json: bool) -> None:
+           as_json: bool, **signing: Any) -> None:
     """Refuse a manual gate of a run of FILE: it and every job needing it are SKIPPED."""
     _gate(pt, pipeline_file, job, run_id, who, reason, state_dir, store, seal_key, as_json,
-          approve=False)
+          approve=False, signing=GateSigning(**signing))
 
 
 @pipeline.command()
@@ -249,19 +276,38 @@ def _finish(pt: Pt, result: RunResult, pipeline_file: Path, state_dir: Path | No
 
 def _gate(pt: Pt, pipeline_file: Path, job: str, run_id: str | None, who: str | None,
           reason: str, state_dir: Path | None, store: str | None, seal_key: Path | None,
-          as_json: bool, *, approve: bool) -> None:
+          as_json: bool, *, approve: bool, signing: GateSigning) -> None:
     services = pt.services(identity=Identity.local(who), seal_key=_seal_key(seal_key))
+    if signing.print_statement:
+        click.echo(decision_statement(pipeline_file, state_dir=state_dir, run_id=run_id, job=job,
+                                      approve=approve, reason=reason,
+                                      by=services.who().user, services=services,
+                                      store=store or None).decode(), nl=False)
+        return
     run, state = decide_gate(pipeline_file, state_dir=state_dir, run_id=run_id, job=job,
                              approve=approve, reason=reason, services=services,
-                             store=store or None)
-    assert state.approval is not None
+                             store=store or None, signing=signing.request(),
+                             signed=signing.signed())
+    if state.approval is None:  # one of `required: N` signed approvals; the gate still waits
+        needed = run.gate_policy(job)
+        count = f"{len(state.signed_by)} of {needed.approvals_needed if needed else 1}"
+        if as_json:
+            _print_json({"pipeline_run_id": run.id, "job": job, "decision": "signed",
+                         "approvals": len(state.signed_by), "signers": list(state.signed_by)})
+            return
+        click.echo(f"{job}: signed approval recorded ({count}); the gate still waits")
+        sys.exit(EXIT_OK)
     if as_json:
         _print_json({"pipeline_run_id": run.id, "job": job, "decision": state.approval.decision,
                      "by": state.approval.by, "at": state.approval.at,
-                     "reason": state.approval.reason})
+                     "reason": state.approval.reason,
+                     "authenticated": state.approval.authenticated,
+                     "key_fingerprint": state.approval.key_fingerprint or None})
         return
     verb = "approved" if approve else "rejected"
-    click.echo(f"{job} {verb} by {state.approval.by} in run {run.id}")
+    how = (f" (signed, key {state.approval.key_fingerprint})" if state.approval.authenticated
+           else " (unauthenticated: the gate has no approver keys)")
+    click.echo(f"{job} {verb} by {state.approval.by} in run {run.id}{how}")
     sys.exit(EXIT_OK)
 
 
@@ -279,5 +325,5 @@ def _utf8() -> bool:
     return encoding.lower().replace("-", "") == "utf8"
 
 
-for _command in (verify, history, show, export, seal, keygen, import_run):
+for _command in (verify, history, show, export, seal, keygen, import_run, attest):
     pipeline.add_command(_command)

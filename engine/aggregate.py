@@ -18,6 +18,7 @@ from eventsourcing.domain import BaseAggregate
 from .errors import IllegalTransitionError, PipelineDefinitionError
 from .events import (
     JobApprovalRefused,
+    JobApprovalSigned,
     JobApproved,
     JobAwaitingApproval,
     JobEvent,
@@ -51,6 +52,13 @@ class Approval:
     by: str
     at: str
     reason: str
+    key_fingerprint: str = ""  # the key that signed it; empty: unauthenticated (a name only)
+    signers: tuple[str, ...] = ()  # every key that approved, for `required: N` gates
+
+    @property
+    def authenticated(self) -> bool:
+        """Whether the decision was signed by a key on the gate's list."""
+        return bool(self.key_fingerprint)
 
 
 @dataclass(frozen=True)
@@ -71,6 +79,7 @@ class JobState:
     retry_at: str | None = None
     approval: Approval | None = None
     expires_at: str | None = None  # when a waiting gate's approval window closes
+    signed_by: tuple[str, ...] = ()  # keys that approved the waiting gate so far (required: N)
     log: str | None = None
     log_sha256: str | None = None
 
@@ -105,15 +114,21 @@ def evolve_job(job: JobState, event: JobEvent, at: str) -> JobState:
         return _evolved(
             job, status=status, budget_start=job.attempt, started_at=None, finished_at=None,
             exit_code=None, error="", reason=event.reason, cause="", retry_at=None,
-            approval=None, expires_at=None,
+            approval=None, expires_at=None, signed_by=(),
         )
     if isinstance(event, JobApprovalRefused):
         return job  # recorded for the evidence; the gate keeps waiting
+    if isinstance(event, JobApprovalSigned):
+        return _evolved(job, status=status, signed_by=(*job.signed_by, event.key_fingerprint))
     if isinstance(event, JobAwaitingApproval):
-        return _evolved(job, status=status, expires_at=event.expires_at, reason="")
+        return _evolved(job, status=status, expires_at=event.expires_at, reason="",
+                        signed_by=())
     if isinstance(event, JobApproved | JobRejected):
         decision = "approved" if isinstance(event, JobApproved) else "rejected"
-        approval = Approval(decision=decision, by=event.by, at=at, reason=event.reason)
+        signers = (*job.signed_by, event.key_fingerprint) if event.key_fingerprint else ()
+        approval = Approval(decision=decision, by=event.by, at=at, reason=event.reason,
+                            key_fingerprint=event.key_fingerprint,
+                            signers=signers if decision == "approved" else ())
         return _evolved(job, status=status, approval=approval,
                        reason=f"{decision} by {event.by}" if decision == "rejected" else "",
                        cause=job.name if decision == "rejected" else "")
@@ -147,6 +162,9 @@ class PipelineRun(BaseAggregate[str]):
         self.pipeline_sha256: str = pipeline["sha256"]
         self.started_by = started_by
         self.parameters = parameters
+        # The fingerprint of the key that signed the start (`pt pipeline run --key`), if any.
+        self.started_key = str(parameters.get("started_key", {}).get("fingerprint", "")
+                               if isinstance(parameters.get("started_key"), dict) else "")
         self.jobs: dict[str, JobState] = {}
         self.phase = RunPhase.ACTIVE
         self.aborted: RunAborted | None = None  # the abort in force (ABORTING, or since then)

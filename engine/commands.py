@@ -36,8 +36,9 @@ from .events import (
     RunResumed,
     TailQuarantined,
 )
-from .gates import decision_refusal, policy_changes
+from .gates import SignedDecision, decision_refusal, policy_changes
 from .jsonl_store import append_seal, exported_lines, keep_copy
+from .keyed_gates import SigningRequest, check, prepare, record_keyed
 from .layout import StateDir, check_run_id, seals_path
 from .loader import PipelineFile, load_pipeline_file
 from .masking import YAML_MASK, Masker, safe_url, secret_values
@@ -47,6 +48,8 @@ from .runner import JobEnvironment, Runner, RunResult
 from .runstore import RunLog, RunOwnership, RunStore
 from .seal import Seal, sign
 from .services import Identity, Services, tool_version
+from .signatures import Decision, SigningError, public_key_of, start_statement
+from .signatures import sign as sign_statement
 from .stores import is_shared_store, open_store
 from .times import format_time
 from .transitions import DONE, REQUEUEABLE, RUNNING, WAITING
@@ -63,6 +66,7 @@ class RunRequest:
     tool_bin: Path | None = None
     store: str | None = None  # a postgresql:// URL; default: the state dir's JSONL files
     executor: str | None = None  # a dask://HOST:PORT scheduler; default: local processes
+    start_key: Path | None = None  # sign the start (separate_approver then compares keys)
 
 
 def start_run(request: RunRequest, services: Services, run_id: str | None = None) -> Runner:
@@ -96,7 +100,8 @@ def _record_start(request: RunRequest, services: Services, pipeline_file: Pipeli
         run_file.run_id, now,
         pipeline=_recorded_pipeline(pipeline_file, masker, state, run_file.run_id,
                                     "pipeline.yml"),
-        parameters=masker.document(_parameters(request, state)),
+        parameters=masker.document(_parameters(request, state) | _signed_start(
+            request, run_file.run_id, pipeline_file.sha256, format_time(now), who.user)),
         started_by=who.user, host=who.host, pid=who.pid, tool_version=tool_version(),
     )
     run.masker = masker
@@ -177,15 +182,66 @@ def _record_resume(request: RunRequest, services: Services, pipeline_file: Pipel
 
 def decide_gate(pipeline_path: Path, *, state_dir: Path | None, run_id: str | None, job: str,
                 approve: bool, reason: str, services: Services,
-                store: str | None = None) -> tuple[PipelineRun, JobState]:
-    """Record an approval or rejection of a waiting manual job; return the run and the job."""
+                store: str | None = None, signing: SigningRequest | None = None,
+                signed: SignedDecision | None = None) -> tuple[PipelineRun, JobState]:
+    """Record an approval or rejection of a waiting manual job; return the run and the job.
+    On a gate with keyed approvers the decision is signed first (`signing`), or comes signed
+    (`signed`: a statement and its signature made elsewhere, e.g. by `ssh-keygen -Y sign`)."""
     state = StateDir.for_pipeline(pipeline_path, state_dir)
     live = _live_pipeline(pipeline_path)
     with closing(open_store(store, state)) as runs:
         run_id = check_run_id(run_id) if run_id is not None else runs.latest_run(pipeline_path)
+        if signed is None:
+            signed = _signed_if_keyed(runs, run_id, job, approve=approve, reason=reason,
+                                      services=services, live=live, signing=signing)
         run_file = runs.open(run_id, writable=True)
         return _decide_gate(state, run_file, job, approve=approve, reason=reason,
-                            services=services, live=live)
+                            services=services, live=live, signed=signed)
+
+
+def decision_statement(pipeline_path: Path, *, state_dir: Path | None, run_id: str | None,
+                       job: str, approve: bool, reason: str, by: str, services: Services,
+                       store: str | None = None) -> bytes:
+    """The statement an approver of a keyed gate signs (to sign it with ssh-keygen)."""
+    state = StateDir.for_pipeline(pipeline_path, state_dir)
+    live = _live_pipeline(pipeline_path)
+    with closing(open_store(store, state)) as runs:
+        run_id = check_run_id(run_id) if run_id is not None else runs.latest_run(pipeline_path)
+        run_file = runs.open(run_id)
+        try:
+            run = replay(run_file)
+            _waiting_gate(run, job)
+            return Decision(run_id=run.id, job=job, decision="approve" if approve else "reject",
+                            reason=_masker(live).text(reason), at=format_time(services.clock()),
+                            head=run_file.head, by=by).statement()
+        finally:
+            run_file.close()
+
+
+def _signed_if_keyed(runs: RunStore, run_id: str, job: str, *, approve: bool, reason: str,
+                     services: Services, live: Pipeline | None,
+                     signing: SigningRequest | None) -> SignedDecision | None:
+    """The signed decision, when the gate has keyed approvers and a way to sign was given
+    (or an agent runs); None for gates without keys and when nothing can sign."""
+    run_file = runs.open(run_id)
+    try:
+        run = replay(run_file)
+        policy = run.gate_policy(job)
+        if policy is None or not policy.keyed:
+            return None
+        if signing is None:
+            signing = SigningRequest(key_file=None)
+        _waiting_gate(run, job)
+        try:
+            return prepare(run, run_file.head, job, approve=approve, reason=reason,
+                           who=services.who().user, now=services.clock(),
+                           masker=_masker(live), request=signing)
+        except SigningError:
+            if signing.key_file is not None:
+                raise
+            return None  # no key given and none in an agent: recorded as an unsigned refusal
+    finally:
+        run_file.close()
 
 
 def _live_pipeline(path: Path) -> Pipeline | None:
@@ -198,11 +254,13 @@ def _live_pipeline(path: Path) -> Pipeline | None:
 
 
 def _decide_gate(state: StateDir, run_file: RunLog, job: str, *, approve: bool, reason: str,
-                 services: Services, live: Pipeline | None) -> tuple[PipelineRun, JobState]:
+                 services: Services, live: Pipeline | None,
+                 signed: SignedDecision | None = None) -> tuple[PipelineRun, JobState]:
     who = services.who()
+    heads: set[str] = set()
     try:
         with run_file.locked():
-            run = replay(run_file)
+            run = replay(run_file, heads=heads)
             # An approver may paste a secret into --reason: mask with the live values (the
             # run's recorded definition holds them masked already, so it cannot tell).
             run.masker = _masker(live)
@@ -212,7 +270,21 @@ def _decide_gate(state: StateDir, run_file: RunLog, job: str, *, approve: bool, 
             refusal = _gate_refusal(run, job, current, who.user, now)
             fields = {"job": job, "stage": current.stage, "attempt": current.attempt,
                       "by": who.user, "host": who.host}
-            if refusal is not None:
+            policy = run.gate_policy(job)
+            if policy is not None and policy.keyed and refusal is None:
+                asked = "approve" if approve else "reject"
+                verdict = check(run, current, heads, asked, signed)
+                if verdict.refusal is not None or signed is None:
+                    refusal = verdict.refusal
+                    run.record(JobApprovalRefused, now, decision=asked, reason=refusal or "",
+                               key_fingerprint=verdict.key.fingerprint if verdict.key else "",
+                               **fields)
+                else:
+                    record_keyed(run, current, verdict, signed, approve=approve, now=now,
+                                 fields=fields)
+                    run.record(RunCheckpoint, now, reason=f"{job} {asked} signed by "
+                               f"{verdict.decision.by if verdict.decision else who.user}")
+            elif refusal is not None:
                 run.record(JobApprovalRefused, now, decision="approve" if approve else "reject",
                            reason=refusal, **fields)
             else:
@@ -323,6 +395,17 @@ def _recorded_pipeline(pipeline_file: PipelineFile, masker: Masker, state: State
     return {"path": str(pipeline_file.path), "sha256": pipeline_file.sha256,
             "copy": str(copy), "copy_sha256": hashlib.sha256(masked).hexdigest(),
             "definition": definition, "definition_sha256": definition_digest(definition)}
+
+
+def _signed_start(request: RunRequest, run_id: str, sha256: str, at: str,
+                  by: str) -> dict[str, Any]:
+    """`started_key` for RunStarted's parameters when the run is started with --key."""
+    if request.start_key is None:
+        return {}
+    key = public_key_of(request.start_key)
+    signature = sign_statement(start_statement(run_id, sha256, at, by), request.start_key)
+    return {"started_key": {"fingerprint": key.fingerprint, "key": key.openssh,
+                            "signature": signature, "signed_at": at}}
 
 
 def _parameters(request: RunRequest, state: StateDir) -> dict[str, Any]:

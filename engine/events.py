@@ -158,21 +158,41 @@ class JobAwaitingApproval(JobEvent):
 
 
 class JobApproved(JobEvent):
-    """Someone released the gate, having seen the run up to the line whose digest is `head`."""
+    """Someone released the gate, having seen the run up to the line whose digest is `head`.
+    On a keyed gate `signature` is their SSHSIG signature of the decision (engine/signatures.py)
+    by the key `key_fingerprint`; empty on a gate without keys (an unauthenticated approval)."""
 
     by: str = ""
     reason: str = ""
     host: str = ""
     head: str = ""
+    signature: str = ""
+    key_fingerprint: str = ""
+    signed_at: str | None = None  # when the statement was signed (the line's `at` is later)
+
+
+class JobApprovalSigned(JobEvent):
+    """One signed approval of a gate that needs more (`required: N`); the gate still waits."""
+
+    by: str = ""
+    reason: str = ""
+    host: str = ""
+    head: str = ""
+    signature: str = ""
+    key_fingerprint: str = ""
+    signed_at: str | None = None
 
 
 class JobRejected(JobEvent):
-    """Someone refused the gate; it and what needs it are SKIPPED."""
+    """Someone refused the gate; it and what needs it are SKIPPED. Signed like JobApproved."""
 
     by: str = ""
     reason: str = ""
     host: str = ""
     head: str = ""
+    signature: str = ""
+    key_fingerprint: str = ""
+    signed_at: str | None = None
 
 
 class JobApprovalRefused(JobEvent):
@@ -182,6 +202,15 @@ class JobApprovalRefused(JobEvent):
     decision: str = ""  # what was asked: approve | reject
     reason: str = ""  # why it was refused
     host: str = ""
+    key_fingerprint: str = ""  # the key that signed it, if any
+
+
+ADDED_FIELDS: dict[str, dict[str, str | None]] = {
+    name: {"signature": "", "key_fingerprint": "", "signed_at": None}
+    for name in ("JobApproved", "JobRejected")
+} | {"JobApprovalRefused": {"key_fingerprint": ""}}
+"""Fields added to an event type after run files of it existed: a line may lack them (it was
+written before, or the value is the default, which is not written), and means the default."""
 
 
 class JobCancelled(JobEvent):
@@ -213,8 +242,8 @@ EVENT_TYPES: dict[str, type[RunEvent] | type[RunStarted]] = {
     for cls in (
         RunStarted, RunResumed, RunSuspended, RunAborted, RunInterrupted, RunFinished,
         RunCheckpoint, TailQuarantined, JobStarted, JobSucceeded, JobRetrying, JobFailed,
-        JobSkipped, JobAwaitingApproval, JobApproved, JobRejected, JobApprovalRefused,
-        JobCancelled, JobInterrupted, JobRequeued,
+        JobSkipped, JobAwaitingApproval, JobApproved, JobApprovalSigned, JobRejected,
+        JobApprovalRefused, JobCancelled, JobInterrupted, JobRequeued,
     )
 }
 """Every event by the name written in a line's `event` field."""

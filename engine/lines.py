@@ -22,7 +22,7 @@ from eventsourcing.utils import get_topic
 
 from .aggregate import PipelineRun
 from .errors import StoreWriteError
-from .events import EVENT_TYPES, JobEvent, RunEvent, RunStarted
+from .events import ADDED_FIELDS, EVENT_TYPES, JobEvent, RunEvent, RunStarted
 from .times import format_time, parse_time
 from .transitions import TARGET
 
@@ -102,8 +102,9 @@ def encode(event: RunEvent | RunStarted, prev: str) -> bytes:
         record["job"] = event.job
         record["stage"] = event.stage
         record["status"] = TARGET[name].value
+    added = ADDED_FIELDS.get(name, {})
     for field in _fields(cls):
-        if field not in record:
+        if field not in record and not (field in added and values[field] == added[field]):
             record[field] = values[field]
     record["prev"] = prev
     return orjson.dumps(record)
@@ -116,7 +117,10 @@ def decode(record: dict[str, Any]) -> RunEvent | RunStarted:
     if cls is None:
         raise LineError(f"unknown event {name!r}")
     try:
-        kwargs = {field: record[field] for field in _fields(cls)}
+        added = ADDED_FIELDS.get(cls.__name__)
+        kwargs = ({field: record[field] for field in _fields(cls)} if added is None else
+                  {field: record[field] if field in record or field not in added
+                   else added[field] for field in _fields(cls)})
         at = parse_time(record["at"])
         run_id = record["pipeline_run_id"]
         seq = record["seq"]

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from pulsaride.schemas import load_schema
 
+from .approvers import with_approver_keys
 from .checks import pipeline_problems
 from .errors import PipelineDefinitionError
 from .inputs import PIPELINE_FILE_BYTES, read_bounded
@@ -48,13 +49,14 @@ class PipelineFile:
 def load_pipeline_file(path: Path) -> PipelineFile:
     """Read (at most the size limit + 1 bytes) and validate the pipeline file at `path`."""
     data = read_bounded(path, PIPELINE_FILE_BYTES, "pipeline file")
-    pipeline = parse_pipeline(data, str(path))
+    pipeline = parse_pipeline(data, str(path), base=path.parent)
     return PipelineFile(path=path.resolve(), sha256=hashlib.sha256(data).hexdigest(),
                         pipeline=pipeline, data=data)
 
 
-def parse_pipeline(data: bytes, source: str) -> Pipeline:
-    """Parse and validate pipeline file content; raise PipelineDefinitionError listing problems."""
+def parse_pipeline(data: bytes, source: str, base: Path | None = None) -> Pipeline:
+    """Parse and validate pipeline file content; raise PipelineDefinitionError listing problems.
+    `approvers_file` paths are relative to `base` (default: the working directory)."""
     document = load_mapping(
         data, source, empty="the file is empty; it needs 'stages' and 'jobs'",
         not_mapping="the file must be a mapping with the keys 'stages' and 'jobs'")
@@ -62,6 +64,9 @@ def parse_pipeline(data: bytes, source: str) -> Pipeline:
     if problems:
         raise PipelineDefinitionError(source, problems)
     problems = _gate_key_problems(document) + _bounds_problems(document)
+    if problems:
+        raise PipelineDefinitionError(source, problems)
+    document, problems = with_approver_keys(document, base or Path.cwd())
     if problems:
         raise PipelineDefinitionError(source, problems)
     pipeline = _build(document)
@@ -141,7 +146,8 @@ def _did_you_mean(word: str, options: list[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-_GATE_KEYS = ("approvers", "separate_approver", "expires_in", "on_expiry")
+_GATE_KEYS = ("approvers", "approvers_file", "required", "separate_approver", "expires_in",
+              "on_expiry")
 
 
 def _gate_key_problems(document: Mapping[str, Any]) -> list[str]:
@@ -218,11 +224,18 @@ def _gate(spec: Mapping[str, Any], document: Mapping[str, Any]) -> dict[str, Any
     """A manual job's gate policy; the job's own keys override the pipeline's."""
     return {
         "approvers": list(spec.get("approvers", document.get("approvers", []))),
+        **_required(spec, document),
         "separate_approver": spec.get("separate_approver",
                                       document.get("separate_approver", False)),
         "expires_in": _seconds(spec["expires_in"]) if "expires_in" in spec else None,
         "on_expiry": spec.get("on_expiry", "fail"),
     }
+
+
+def _required(spec: Mapping[str, Any], document: Mapping[str, Any]) -> dict[str, int]:
+    """`required` only when declared, so runs of files without keys record what they did."""
+    required = spec.get("required", document.get("required"))
+    return {} if required is None else {"required": int(required)}
 
 
 def _seconds(value: float | str) -> float:

@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from .approvers import Approver, approvers_from_recorded
 from .errors import PipelineDefinitionError
 from .masking import mask_variables
 
@@ -48,13 +49,34 @@ class OnExpiry(StrEnum):
 class GatePolicy:
     """Who may decide a manual job, and for how long it waits."""
 
-    approvers: tuple[str, ...] = ()  # empty: anyone
+    approvers: tuple[str, ...] = ()  # names; empty: anyone
     separate_approver: bool = False  # the person who started the run may not decide
     expires_in: float | None = None  # seconds from when the gate starts waiting
     on_expiry: OnExpiry = OnExpiry.FAIL
+    keys: tuple[Approver, ...] = ()  # approvers with a key; any: decisions must be signed
+    required: int | None = None  # distinct keys that must approve (None: 1, not declared)
+
+    @property
+    def keyed(self) -> bool:
+        """Whether a decision counts only when signed by one of `keys`."""
+        return bool(self.keys)
+
+    @property
+    def approvals_needed(self) -> int:
+        """How many distinct keys must approve before the gate is released."""
+        return self.required or 1
+
+    def recorded_approvers(self) -> list[str | dict[str, Any]]:
+        """`approvers` as RunStarted records them: names, then keyed approvers in full."""
+        keyed = {a.name for a in self.keys}
+        return [*[n for n in self.approvers if n not in keyed],
+                *[a.as_json() for a in self.keys]] if self.keys else list(self.approvers)
 
     def refusal(self, who: str, started_by: str) -> str | None:
-        """Why `who` may not decide this gate, or None if they may."""
+        """Why `who` may not decide this gate, or None if they may (names only; a keyed gate
+        is checked by engine/gates.py against the signature)."""
+        if self.keyed:
+            return None
         if self.approvers and who not in self.approvers:
             return f"{who} is not an approver of this gate (approvers: {', '.join(self.approvers)})"
         if self.separate_approver and who == started_by:
@@ -176,10 +198,12 @@ def job_definition(job: Job) -> dict[str, Any]:
         "variables": dict(job.variables),
         "description": job.description,
         "gate": None if job.gate is None else {
-            "approvers": list(job.gate.approvers),
+            "approvers": job.gate.recorded_approvers(),
             "separate_approver": job.gate.separate_approver,
             "expires_in": job.gate.expires_in,
             "on_expiry": job.gate.on_expiry.value,
+            # Only when declared: runs of files without keys record what they always did.
+            **({"required": job.gate.required} if job.gate.required is not None else {}),
         },
         # Only when declared: runs of files without resources record what they always did.
         **({"resources": dict(job.resources)} if job.resources else {}),
@@ -260,11 +284,15 @@ def gate_policy(spec: Mapping[str, Any] | None) -> GatePolicy | None:
     """The GatePolicy of a recorded job's `gate` mapping (None: not a manual job)."""
     if spec is None:
         return None
+    approvers = approvers_from_recorded(spec.get("approvers", ()))
+    required = spec.get("required")
     return GatePolicy(
-        approvers=tuple(spec.get("approvers", ())),
+        approvers=tuple(a.name for a in approvers),
         separate_approver=bool(spec.get("separate_approver", False)),
         expires_in=spec.get("expires_in"),
         on_expiry=OnExpiry(spec.get("on_expiry", OnExpiry.FAIL)),
+        keys=tuple(a for a in approvers if a.key is not None),
+        required=int(required) if required is not None else None,
     )
 
 

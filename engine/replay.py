@@ -14,13 +14,17 @@ from .runstore import RunLog
 RecordedEvent = RunEvent | RunStarted
 
 
-def replay(run_file: RunLog, keep: list[RecordedEvent] | None = None) -> PipelineRun:
+def replay(run_file: RunLog, keep: list[RecordedEvent] | None = None,
+           heads: set[str] | None = None) -> PipelineRun:
     """Fold every good line of `run_file` into a PipelineRun (a torn tail is left in `.tail`);
-    the events are also appended to `keep` when given."""
+    the events are also appended to `keep`, and each line's digest (the chain head after it)
+    added to `heads`, when given."""
     run: PipelineRun | None = None
     for line_no, event in run_file.read_new():
         if keep is not None:
             keep.append(event)
+        if heads is not None:
+            heads.add(run_file.head)
         if run is None:
             assert isinstance(event, RunStarted)  # the store checks the first line
             run = _first(run_file, line_no, event)

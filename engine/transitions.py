@@ -57,6 +57,7 @@ TABLE: dict[JobStatus, dict[str, JobStatus]] = {
         "JobApproved": APPROVED,
         "JobRejected": SKIPPED,
         "JobApprovalRefused": WAITING,  # a refused attempt is recorded; the gate still waits
+        "JobApprovalSigned": WAITING,  # one of the `required` signed approvals; still waits
         "JobFailed": FAILED,  # the approval window closed (on_expiry: fail)
         "JobSkipped": SKIPPED,  # the approval window closed (on_expiry: skip)
         "JobCancelled": CANCELLED,

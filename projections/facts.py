@@ -8,6 +8,7 @@ from typing import Any
 
 from pulsaride.engine.events import (
     JobApprovalRefused,
+    JobApprovalSigned,
     JobApproved,
     JobRejected,
     RecordedEvent,
@@ -41,11 +42,15 @@ class RunFacts:
         if isinstance(event, RunStarted):
             self.first_at = at
         self.last_at = at
-        if isinstance(event, JobApproved | JobRejected):
+        if isinstance(event, JobApproved | JobRejected | JobApprovalSigned):
+            decision = ("approved" if isinstance(event, JobApproved) else
+                        "rejected" if isinstance(event, JobRejected) else "signed")
             self.approvals.append({
-                "job": event.job, "decision": "approved" if isinstance(event, JobApproved)
-                else "rejected", "by": event.by, "at": at, "reason": event.reason,
-                "host": event.host, "head": event.head})
+                "job": event.job, "decision": decision, "by": event.by, "at": at,
+                "reason": event.reason, "host": event.host, "head": event.head,
+                # False: a gate without keys recorded the name the approver gave.
+                "authenticated": bool(event.signature),
+                "key_fingerprint": event.key_fingerprint or None})
         elif isinstance(event, JobApprovalRefused):
             self.refusals.append({"job": event.job, "asked": event.decision, "by": event.by,
                                   "at": at, "reason": event.reason})

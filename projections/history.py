@@ -31,7 +31,9 @@ def run_row(run: PipelineRun, facts: RunFacts, *, active: bool) -> dict[str, Any
         "skipped": counts.get("SKIPPED", 0),
         "cancelled": counts.get("CANCELLED", 0),
         "resumes": len(facts.resumes),
-        "approvals": [f"{a['job']} {a['decision']} by {a['by']}" for a in facts.approvals],
+        "approvals": [f"{a['job']} {a['decision']} by {a['by']}"
+                      f"{'' if a['authenticated'] else ' (unauthenticated)'}"
+                      for a in facts.approvals],
         "refused_approvals": len(facts.refusals),
         "damaged": None,
     }

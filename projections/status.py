@@ -97,7 +97,12 @@ def _job(spec: Job, job: JobState, jobs: Mapping[str, JobState],
         "retry_at": job.retry_at,
         "approval": None if job.approval is None else {
             "decision": job.approval.decision, "by": job.approval.by,
-            "at": job.approval.at, "reason": job.approval.reason},
+            "at": job.approval.at, "reason": job.approval.reason,
+            # Signed by a key on the gate's list; False: a gate without keys, `by` is a name.
+            "authenticated": job.approval.authenticated,
+            "key_fingerprint": job.approval.key_fingerprint or None,
+            "signers": list(job.approval.signers)},
+        "signed_approvals": list(job.signed_by),
         "log": job.log,
     }
 
@@ -163,7 +168,8 @@ def _detail(job: dict[str, Any]) -> str:
     if job["approval"] is not None:
         approval = job["approval"]
         said = f": {approval['reason']}" if approval["reason"] else ""
-        parts.append(f"{approval['decision']} by {approval['by']}{said}")
+        how = "" if approval["authenticated"] else " (unauthenticated)"
+        parts.append(f"{approval['decision']} by {approval['by']}{how}{said}")
     if status == "WAITING":
         parts.append("waiting for approval")
     if job["unmet_needs"] and status in ("PENDING",):

@@ -20,6 +20,7 @@ from eventsourcing.domain import OriginatorIDError, OriginatorVersionError
 from pulsaride.engine.aggregate import PipelineRun
 from pulsaride.engine.errors import PulsarideError
 from pulsaride.engine.events import (
+    JobApprovalSigned,
     JobApproved,
     JobAwaitingApproval,
     JobRejected,
@@ -28,12 +29,19 @@ from pulsaride.engine.events import (
 )
 from pulsaride.engine.evidence import RunEvidence as Evidence
 from pulsaride.engine.fastschema import Check, Unsure, compile_schema
-from pulsaride.engine.gates import decision_refusal, expected_expiry
+from pulsaride.engine.gates import (
+    GateContext,
+    SignedDecision,
+    decision_refusal,
+    expected_expiry,
+    keyed_verdict,
+)
 from pulsaride.engine.lines import GENESIS, LineError, decode
 from pulsaride.engine.loader import parse_pipeline
 from pulsaride.engine.masking import MASK
-from pulsaride.engine.model import definition_bounds_problems, definition_digest
+from pulsaride.engine.model import GatePolicy, definition_bounds_problems, definition_digest
 from pulsaride.engine.seal import Seal, key_id, signature_valid
+from pulsaride.engine.signatures import Decision, SignatureInvalid, signer, start_statement
 from pulsaride.schemas import load_schema
 
 SCHEMA = "pulsaride.verification/1"
@@ -64,6 +72,7 @@ class VerifyReport:
     notes: list[str] = field(default_factory=list)
     logs_checked: int = 0
     sealed_up_to: int | None = None
+    signed_decisions: int = 0  # decisions of keyed gates whose signature holds
 
     @property
     def ok(self) -> bool:
@@ -80,6 +89,7 @@ class VerifyReport:
             "lines": self.lines,
             "head": self.head,
             "logs_checked": self.logs_checked,
+            "signed_decisions": self.signed_decisions,
             "sealed_up_to": self.sealed_up_to,
             "first_offending_line": first.line if first else None,
             "findings": [{"line": f.line, "check": f.check, "message": f.message}
@@ -214,16 +224,21 @@ class _Replay:
         self._report = report
         self.run: PipelineRun | None = None
         self._broken = False
+        self._heads: set[str] = set()  # digests of the lines before the current one
 
     def fold(self, record: dict[str, Any], number: int) -> None:
         if self._broken:
             return
+        prev = record.get("prev")
+        if isinstance(prev, str):
+            self._heads.add(prev)
         try:
             event = decode(record)
             if self.run is None:
                 run = event.mutate(None)
                 assert isinstance(run, PipelineRun)
                 self.run = run
+                self._check_start(record, number)
             else:
                 self._check_gate(event, number)
                 event.mutate(self.run)
@@ -245,6 +260,9 @@ class _Replay:
                     "gate", f"gate '{event.job}' waits until {event.expires_at or 'no time'}, "
                             f"but its policy gives {expected or 'no time'} (expires_in as "
                             "recorded at the start)", number))
+        elif isinstance(event, JobApproved | JobRejected | JobApprovalSigned) and \
+                _keyed(run.gate_policy(event.job)):
+            self._check_signed(event, number)
         elif isinstance(event, JobApproved | JobRejected):
             state = run.jobs.get(event.job)
             refusal = decision_refusal(
@@ -255,6 +273,62 @@ class _Replay:
                 self._report.findings.append(Finding(
                     "gate", f"the {verb} of gate '{event.job}' by {event.by} breaks the policy "
                             f"recorded when the run started: {refusal}", number))
+
+    def _check_signed(self, event: JobApproved | JobRejected | JobApprovalSigned,
+                      number: int) -> None:
+        """A decision of a keyed gate: signed, by a listed key, over this run, this gate and a
+        real earlier head, and within the policy (separation, distinct keys, the window)."""
+        run = self.run
+        assert run is not None
+        policy = run.gate_policy(event.job)
+        assert policy is not None
+        verb = "rejection" if isinstance(event, JobRejected) else "approval"
+        state = run.jobs.get(event.job)
+        if not event.signature:
+            self._report.findings.append(Finding(
+                "gate", f"the {verb} of gate '{event.job}' by {event.by} is not signed, but the "
+                        "gate's approvers have keys (a forged or hand-written line)", number))
+            return
+        asked = "reject" if isinstance(event, JobRejected) else "approve"
+        statement = Decision(run_id=run.id, job=event.job, decision=asked, reason=event.reason,
+                             at=event.signed_at or "", head=event.head, by=event.by).statement()
+        context = GateContext(run_id=run.id, job=event.job, heads=frozenset(self._heads),
+                              started_by=run.started_by, started_key=run.started_key,
+                              approved_by=state.signed_by if state else ())
+        verdict = keyed_verdict(policy, context, asked, SignedDecision(statement, event.signature))
+        refusal = verdict.refusal or decision_refusal(
+            policy, who=event.by, started_by=run.started_by, at=event.timestamp,
+            expires_at=state.expires_at if state else None)
+        if refusal is None and verdict.key is not None \
+                and verdict.key.fingerprint != event.key_fingerprint:
+            refusal = f"the line names key {event.key_fingerprint}, the signature is by another"
+        if refusal is not None:
+            self._report.findings.append(Finding(
+                "gate", f"the signed {verb} of gate '{event.job}' by {event.by} does not hold: "
+                        f"{refusal}", number))
+        else:
+            self._report.signed_decisions += 1
+
+    def _check_start(self, record: dict[str, Any], number: int) -> None:
+        """A run started with --key: the start statement verifies with the recorded key."""
+        run = self.run
+        assert run is not None
+        started = run.parameters.get("started_key")
+        if not isinstance(started, dict):
+            return
+        pipeline = record.get("pipeline")
+        sha256 = pipeline.get("sha256", "") if isinstance(pipeline, dict) else ""
+        statement = start_statement(run.id, str(sha256),
+                                    str(started.get("signed_at", "")), run.started_by)
+        try:
+            key = signer(statement, str(started.get("signature", "")))
+        except SignatureInvalid as exc:
+            self._report.findings.append(Finding("gate", f"the signed start does not verify: "
+                                                          f"{exc}", number))
+            return
+        if key.fingerprint != started.get("fingerprint"):
+            self._report.findings.append(Finding(
+                "gate", "the start is signed by another key than the one recorded", number))
 
     def _refuse(self, number: int, why: str) -> None:
         self._broken = True
@@ -339,8 +413,10 @@ def _check_artifacts(evidence: Evidence, records: list[tuple[int, dict[str, Any]
         side = record.get("path")
         if record.get("event") == "TailQuarantined" and isinstance(side, str):
             _check_side_file(evidence, side, record.get("sha256"), number, report)
+        # A signed decision names the head its approver saw before signing (maybe earlier
+        # lines ago); _Replay checks that one. An unsigned one is recorded at once.
         if record.get("event") in ("JobApproved", "JobRejected") and \
-                record.get("head") != record.get("prev"):
+                not record.get("signature") and record.get("head") != record.get("prev"):
             report.findings.append(Finding(
                 "approval", "the chain head the decision records is not the line before it "
                             "(what the approver saw was changed)", number))
@@ -425,3 +501,7 @@ def _signature_holds(seal: Seal, public_key: Ed25519PublicKey, report: VerifyRep
                                                "signature"))
         return False
     return True
+
+
+def _keyed(policy: GatePolicy | None) -> bool:
+    return policy is not None and policy.keyed

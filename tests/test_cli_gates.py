@@ -102,7 +102,7 @@ def test_run_waits_at_the_gate_prints_the_approve_command_and_continues_when_app
     command = shlex.split(printed)[1:]
     approve = run_pt(*command, "--as", "alice", "--reason", "ok", cwd=folder)
     assert approve.returncode == 0, approve.stderr
-    assert approve.stdout.strip() == "cutover-gate approved by alice in run gate-1"
+    assert approve.stdout.strip() == "cutover-gate approved by alice in run gate-1 (unauthenticated: the gate has no approver keys)"
 
     out, err = runner.communicate(timeout=30)
     assert runner.returncode == 0, out + err
@@ -118,7 +118,7 @@ def test_run_waits_at_the_gate_prints_the_approve_command_and_continues_when_app
     assert approval["reason"] == "ok"
     assert approval["at"]
     text = run_pt("pipeline", "status", str(path), cwd=folder).stdout
-    assert "approved by alice: ok" in text
+    assert "approved by alice (unauthenticated): ok" in text
     # The evidence line of the approval, written by the approving process.
     approved = [ln for ln in lines_of(folder, "gate-1") if ln["event"] == "JobApproved"]
     assert len(approved) == 1
@@ -135,7 +135,7 @@ def test_reject_skips_the_gate_and_its_dependents_exit_1(
     reject = run_pt("pipeline", "reject", path.name, "--job", "cutover-gate", "--as", "bob",
                     "--reason", "numbers do not match", cwd=folder)
     assert reject.returncode == 0, reject.stderr
-    assert reject.stdout.strip() == "cutover-gate rejected by bob in run gate-2"
+    assert reject.stdout.strip() == "cutover-gate rejected by bob in run gate-2 (unauthenticated: the gate has no approver keys)"
     out, err = runner.communicate(timeout=30)
     assert runner.returncode == 1, out + err
     assert not (folder / "cutover.txt").exists()
@@ -146,7 +146,8 @@ def test_reject_skips_the_gate_and_its_dependents_exit_1(
     assert jobs["cutover-gate"]["status"] == "SKIPPED"
     assert jobs["cutover-gate"]["approval"] == {
         "decision": "rejected", "by": "bob", "at": jobs["cutover-gate"]["approval"]["at"],
-        "reason": "numbers do not match"}
+        "reason": "numbers do not match", "authenticated": False, "key_fingerprint": None,
+        "signers": []}
     assert jobs["announce"]["status"] == "SKIPPED"
     assert jobs["announce"]["cause"] == "cutover-gate"
     assert jobs["migrate"]["status"] == "DONE"

@@ -34,7 +34,7 @@ TOP_KEYS = {"schema", "pipeline_run_id", "pipeline", "state", "active", "started
 JOB_KEYS = {"name", "status", "when", "on_failure", "needs", "unmet_needs", "attempt",
             "attempts_in_budget", "max_attempts", "started_at", "finished_at",
             "duration_seconds", "exit_code", "error", "reason", "cause", "retry_at", "approval",
-            "log"}
+            "signed_approvals", "log"}
 DURATION = r"\d+\.\ds"
 
 

@@ -134,7 +134,8 @@ def test_json_export_has_the_definition_jobs_decisions_resumes_and_the_verdict(a
     approved = next(r for r in audited.records if r["event"] == "JobApproved")
     assert document["approvals"] == [{
         "job": "gate", "decision": "approved", "by": "alice", "at": approved["at"],
-        "reason": "window open", "host": approved["host"], "head": approved["prev"]}]
+        "reason": "window open", "host": approved["host"], "head": approved["prev"],
+        "authenticated": False, "key_fingerprint": None}]
     refused = next(r for r in audited.records if r["event"] == "JobApprovalRefused")
     assert document["refused_approvals"] == [{
         "job": "gate", "asked": "approve", "by": "mallory", "at": refused["at"],

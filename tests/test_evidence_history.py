@@ -215,8 +215,8 @@ def test_history_of_a_file_lists_each_of_its_runs_oldest_first_with_json_keys_st
                       r["resumes"], r["approvals"], r["refused_approvals"])
              for run_id, r in by_id.items()}
     assert facts == {
-        "p-resumed": ("succeeded", 5, 0, 0, 0, 2, ["gate approved by alice"], 0),
-        "o-rejected": ("rejected", 3, 0, 2, 0, 1, ["gate rejected by bob"], 0),
+        "p-resumed": ("succeeded", 5, 0, 0, 0, 2, ["gate approved by alice (unauthenticated)"], 0),
+        "o-rejected": ("rejected", 3, 0, 2, 0, 1, ["gate rejected by bob (unauthenticated)"], 0),
         "n-aborted": ("aborted", 1, 1, 0, 3, 0, [], 0),
         "m-awaiting": ("awaiting approval", 3, 0, 0, 0, 0, [], 0),
         "l-killed": ("interrupted", 0, 0, 0, 0, 0, [], 0),

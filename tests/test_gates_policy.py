@@ -137,7 +137,7 @@ def test_a_non_approver_is_refused_recorded_and_the_waiting_run_goes_on_waiting(
 
     granted = decide(path, "approve", "gate", "--as", "bob", "--reason", "green")
     assert granted.returncode == 0, granted.stderr
-    assert granted.stdout.strip() == f"gate approved by bob in run {RUN}"
+    assert granted.stdout.strip() == f"gate approved by bob in run {RUN} (unauthenticated: the gate has no approver keys)"
     out, err = runner.communicate(timeout=60)
     assert runner.returncode == 0, out + err
     assert (path.parent / "cut.txt").exists()
@@ -213,7 +213,7 @@ def test_separate_approver_on_the_job_alone_lets_anyone_else_decide(pipeline_fil
     assert "erin started the run" in refused(decide(path, "reject", "gate", user="erin"))
     rejected = decide(path, "reject", "gate", "--reason", "no", user="frank")
     assert rejected.returncode == 0, rejected.stderr
-    assert rejected.stdout.strip() == f"gate rejected by frank in run {RUN}"
+    assert rejected.stdout.strip() == f"gate rejected by frank in run {RUN} (unauthenticated: the gate has no approver keys)"
 
 
 # ---- approval windows ------------------------------------------------------------------------
@@ -347,7 +347,8 @@ def test_a_decision_records_who_when_why_and_the_head_it_saw_then_a_checkpoint(p
         assert checkpoint["reason"] == f"{job} {verb} by {by}"
     approved = next(r for r in lines if r["event"] == "JobApproved")
     assert answer == {"pipeline_run_id": RUN, "job": "first-gate", "decision": "approved",
-                      "by": "olga", "at": approved["at"], "reason": "looks right"}
+                      "by": "olga", "at": approved["at"], "reason": "looks right",
+                      "authenticated": False, "key_fingerprint": None}
 
 
 # ---- validation ------------------------------------------------------------------------------

@@ -151,7 +151,11 @@ def everything(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
     outputs[f"seen {folder}"] = b""
     exports = folder / "exports"
     for fmt, name in (("json", "run.json"), ("csv", "run.csv"), ("bundle", "run.tar.gz")):
-        pt("pipeline", "export", *run, "--format", fmt, "-o", str(exports / name), expect=0)
+        keyed = ("--key", str(folder / "key")) if fmt == "bundle" else ()
+        pt("pipeline", "export", *run, "--format", fmt, "-o", str(exports / name), *keyed,
+           expect=0)
+    pt("pipeline", "attest", *run, "--key", str(folder / "key"), "-o",
+       str(exports / "run.intoto.jsonl"), expect=0)
     extracted = folder / "extracted"
     extracted.mkdir()
     subprocess.run(["tar", "xzf", str(exports / "run.tar.gz"), "-C", str(extracted)], check=True)
@@ -244,8 +248,11 @@ def test_no_secret_in_any_file_export_bundle_member_or_output(everything: dict[s
     assert any(n.endswith(".pulsaride/pipeline-runs/sec.seals.jsonl") for n in names)
     assert {f"page {page}" for page in PAGES} <= set(names)
     assert {"page /static/dashboard.js", "page /static/dashboard.css"} <= set(names)
-    # keygen and 4 commands to run, 11 views, 3 exports to files
-    assert sum(n.startswith("stdout of pipeline") for n in names) == 5 + 11 + 3
+    assert any(n.startswith("file exports/run.intoto.jsonl") for n in names)
+    assert any(n.startswith("file extracted/") and n.endswith("attestation.intoto.jsonl")
+               for n in names)
+    # keygen and 4 commands to run, 11 views, 3 exports and 1 attestation to files
+    assert sum(n.startswith("stdout of pipeline") for n in names) == 5 + 11 + 3 + 1
 
 
 def test_secrets_arriving_by_reason_url_and_declaration_are_recorded_masked(

@@ -31,6 +31,9 @@ OTHER_FILE_IO = {
     "migration/validation_record.py": "writes a validation's result file into the run folder "
                                       "the user names",
     "migration/scaffold.py": "writes the files of a scaffolded project",
+    "engine/signatures.py": "writes the ssh-agent key's public half into a temporary folder, "
+                            "for ssh-keygen to sign with",
+    "cli/attest.py": "writes the attestation where the user asks",
 }
 """Other file I/O, by module, and why it is no run file."""
 
