@@ -37,6 +37,7 @@ LEGAL_JOB_MOVES = {
     ("WAITING", "JobApproved", "APPROVED"),
     ("WAITING", "JobRejected", "SKIPPED"),
     ("WAITING", "JobApprovalRefused", "WAITING"),
+    ("WAITING", "JobApprovalSigned", "WAITING"),  # one of a `required: N` gate's approvals
     ("WAITING", "JobFailed", "FAILED"),
     ("WAITING", "JobSkipped", "SKIPPED"),
     ("WAITING", "JobCancelled", "CANCELLED"),
