@@ -38,6 +38,8 @@ from pulsaride.projections.verify import VerifyReport, verify_run
 from . import options
 from .attest import ATTESTATION_FILE, attestation
 from .context import Pt, pass_pt
+from .verify_all import render as render_all
+from .verify_all import verify_all
 
 OPTIONAL_FILE = options.pipeline_file(required=False)
 STATE_DIR = options.state_dir(
@@ -53,13 +55,23 @@ AS_JSON = options.as_json()
 @RUN_ID
 @click.option("--pubkey", type=click.Path(path_type=Path, dir_okay=False),
               help="Check the run's seals against this Ed25519 public key (PEM).")
+@click.option("--all", "every_run", is_flag=True,
+              help="Verify every run of the state dir (or store) and check them against the "
+                   "run index: a deleted, swapped or cut-back run is a finding.")
 @STATE_DIR
 @STORE
 @AS_JSON
 def verify(pipeline_file: Path | None, run_id: str | None, pubkey: Path | None,
-           state_dir: Path | None, store: str | None, as_json: bool) -> None:
+           every_run: bool, state_dir: Path | None, store: str | None, as_json: bool) -> None:
     """Check a run's evidence: schema, hash chain, sequence, transitions, the pipeline file
-    as run, job logs and (with --pubkey) seals. Exit 1 on any finding."""
+    as run, job logs, signed decisions and (with --pubkey) seals. Exit 1 on any finding."""
+    if every_run:
+        if run_id is not None:
+            raise BadInputError("--all verifies every run: give it without --run-id")
+        document = verify_all(_state(pipeline_file, state_dir), store or None)
+        click.echo(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode() if as_json
+                   else render_all(document))
+        sys.exit(0 if document["verdict"] == "verified" else EXIT_FAILED)
     state, run_id = locate_run(pipeline_file, state_dir, run_id, store or None)
     evidence = load_evidence(state, run_id, store or None)
     report = _verify(evidence, pubkey, pipeline_file)

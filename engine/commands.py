@@ -44,6 +44,7 @@ from .loader import PipelineFile, load_pipeline_file
 from .masking import YAML_MASK, Masker, safe_url, secret_values
 from .model import Pipeline, When, definition_digest
 from .replay import quarantine_tail, replay
+from .run_index import IndexEntry
 from .runner import JobEnvironment, Runner, RunResult
 from .runstore import RunLog, RunOwnership, RunStore
 from .seal import Seal, sign
@@ -85,6 +86,7 @@ def start_run(request: RunRequest, services: Services, run_id: str | None = None
         masker = _masker(pipeline_file.pipeline)
         run = _record_start(request, services, pipeline_file, state=state,
                             run_file=run_file, masker=masker, leftover=leftover)
+        index(store, "created", run_file, services.clock())
         runner = _runner(run, run_file, lock, pipeline_file, state=state, request=request,
                          services=services, masker=masker, store=store)
         cleanup.pop_all()  # the runner owns the store, the run and its file from here on
@@ -195,7 +197,7 @@ def decide_gate(pipeline_path: Path, *, state_dir: Path | None, run_id: str | No
             signed = _signed_if_keyed(runs, run_id, job, approve=approve, reason=reason,
                                       services=services, live=live, signing=signing)
         run_file = runs.open(run_id, writable=True)
-        return _decide_gate(state, run_file, job, approve=approve, reason=reason,
+        return _decide_gate(state, runs, run_file, job, approve=approve, reason=reason,
                             services=services, live=live, signed=signed)
 
 
@@ -253,7 +255,8 @@ def _live_pipeline(path: Path) -> Pipeline | None:
         return None
 
 
-def _decide_gate(state: StateDir, run_file: RunLog, job: str, *, approve: bool, reason: str,
+def _decide_gate(state: StateDir, runs: RunStore, run_file: RunLog, job: str, *, approve: bool,
+                 reason: str,
                  services: Services, live: Pipeline | None,
                  signed: SignedDecision | None = None) -> tuple[PipelineRun, JobState]:
     who = services.who()
@@ -293,9 +296,12 @@ def _decide_gate(state: StateDir, run_file: RunLog, job: str, *, approve: bool, 
                            head=run_file.head, **fields)
                 run.record(RunCheckpoint, now, reason=f"{job} {verb} by {who.user}")
             run_file.append(run.pending())
+            if refusal is None:
+                index(runs, "checkpoint", run_file, now)
             if refusal is None and services.seal_key is not None:
                 seal_head(run_file, services.seal_key, now, who.user,
                           state.seals_file(run.id))
+                index(runs, "sealed", run_file, now)
     finally:
         run_file.close()
     if refusal is not None:
@@ -316,10 +322,18 @@ def seal_run(pipeline_path: Path | None, *, state_dir: Path | None, run_id: str,
                 raise RunFileError(run_file.where, run_file.tail.first_line_no,
                                    "torn last line; resume the run (it sets the bytes aside) "
                                    "before sealing")
-            return seal_head(run_file, key, services.clock(), services.who().user,
-                             state.seals_file(run_id))
+            now = services.clock()
+            seal = seal_head(run_file, key, now, services.who().user, state.seals_file(run_id))
+            index(runs, "sealed", run_file, now)
+            return seal
         finally:
             run_file.close()
+
+
+def index(store: RunStore, event: str, run_file: RunLog, now: datetime) -> None:
+    """Note in the store's run index that the run now ends at `run_file`'s head."""
+    store.note_in_index(IndexEntry(event, run_file.run_id, run_file.lines, run_file.head,
+                                   format_time(now)))
 
 
 def seal_head(run_file: RunLog, key: Ed25519PrivateKey, now: datetime, by: str,
@@ -355,9 +369,11 @@ def _runner(run: PipelineRun, run_file: RunLog, lock: RunOwnership, pipeline_fil
     who = services.who().user
     seals = state.seals_file(run.id)
 
-    def seal(run_file: RunLog, now: datetime) -> None:
+    def checkpoint(run_file: RunLog, now: datetime) -> None:
+        index(store, "checkpoint", run_file, now)
         if key is not None:
             seal_head(run_file, key, now, who, seals)
+            index(store, "sealed", run_file, now)
 
     return Runner(
         run=run, run_file=run_file, lock=lock, pipeline_file=pipeline_file, state=state,
@@ -366,7 +382,7 @@ def _runner(run: PipelineRun, run_file: RunLog, lock: RunOwnership, pipeline_fil
                                    workdir=pipeline_file.path.parent),
         clock=services.clock, observer=services.observer,
         parallelism=request.parallelism, wait_for_approval=request.wait_for_approval,
-        on_checkpoint=seal if key is not None else None,
+        on_checkpoint=checkpoint,
     )
 
 

@@ -37,6 +37,7 @@ from .inputs import SEALS_FILE_BYTES, read_bounded
 from .layout import StateDir, check_run_id, latest_of, seals_path, summary_of
 from .lines import GENESIS, LineError, Tail, chained_lines, check_line, digest, looks_like_event
 from .replay import replay
+from .run_index import INDEX_FILE, IndexEntry, encode_entry, next_position
 from .runstore import RunLog, RunOwnership, RunSummary
 from .seal import Seal, check_seal_types
 
@@ -431,8 +432,46 @@ class JsonlStore:
         except FileNotFoundError:
             raise RunIdError(f"no run {run_id} in {self.state.runs}") from None
 
+    def note_in_index(self, entry: IndexEntry) -> None:
+        """Append `entry` to the state dir's run index (locked, chained, synced)."""
+        append_index_line(self.state.root / INDEX_FILE, entry)
+
+    def index_bytes(self) -> bytes:
+        """The state dir's run index (empty if it has none yet)."""
+        path = self.state.root / INDEX_FILE
+        if path.is_symlink():
+            raise RunIdError(f"{path} is a symbolic link; refusing it")
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            return b""
+
     def close(self) -> None:
         """Nothing stays open."""
+
+
+_INDEX_TAIL_BYTES = 64 * 1024  # far more than one index line
+
+
+def append_index_line(path: Path, entry: IndexEntry) -> None:
+    """Append `entry` after the index's last line: read under the file's lock, so two
+    processes appending at once still form one chain."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        size = os.fstat(fd).st_size
+        start = max(0, size - _INDEX_TAIL_BYTES)
+        tail = os.pread(fd, size - start, start)
+        complete = tail[:tail.rfind(b"\n") + 1] if b"\n" in tail else b""
+        last = complete.rstrip(b"\n").rpartition(b"\n")[2] or None
+        if len(complete) < len(tail):  # a torn line from a crash: end it, keep it as damage
+            os.write(fd, b"\n")
+        seq, prev = next_position(last)
+        os.write(fd, encode_entry(entry, seq, prev) + b"\n")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _unstarted_leftover(path: Path, run_id: str) -> bytes | None:

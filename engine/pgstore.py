@@ -33,10 +33,12 @@ from .events import RunEvent, RunStarted
 from .layout import check_run_id, latest_of, summary_of
 from .lines import GENESIS, LineError, Tail, chained_lines, check_line, digest
 from .masking import safe_url
+from .run_index import IndexEntry, encode_entry, next_position
 from .runstore import RunSummary
 
 EVENTS_TABLE = "pulsaride_events"
 OWNERS_TABLE = "pulsaride_run_owners"
+INDEX_TABLE = "pulsaride_run_index"
 TOPIC_PREFIX = "pulsaride:"
 CONNECT_TIMEOUT = 5
 # advisory lock namespaces ("pt" 1, 2 and 3)
@@ -82,6 +84,9 @@ class PostgresStore:
                 setup.execute(sql.SQL(
                     "CREATE TABLE IF NOT EXISTS {}.{} (run_id text PRIMARY KEY, owner jsonb)"
                 ).format(sql.Identifier(schema), sql.Identifier(OWNERS_TABLE)))
+                setup.execute(sql.SQL(
+                    "CREATE TABLE IF NOT EXISTS {}.{} (seq bigint PRIMARY KEY, line bytea "
+                    "NOT NULL)").format(sql.Identifier(schema), sql.Identifier(INDEX_TABLE)))
         except (PersistenceError, psycopg.Error) as exc:
             store.close()
             raise StoreError(f"cannot use the event store {safe_url(url)}: "
@@ -205,6 +210,27 @@ class PostgresStore:
         if not events:
             raise RunIdError(f"no run {run_id} in {self.where}")
         return b"".join(event.state + b"\n" for event in events)
+
+    def note_in_index(self, entry: IndexEntry) -> None:
+        """Append `entry` to the store's run index table, one writer at a time."""
+        key = (_APPEND, _key(self.schema, "/run-index"))  # no run id holds a "/"
+        with self._session() as session:
+            session.execute("SELECT pg_advisory_lock(%s, %s)", key)
+            try:
+                row = session.execute(sql.SQL("SELECT line FROM {} ORDER BY seq DESC LIMIT 1")
+                                      .format(self.table(INDEX_TABLE))).fetchone()
+                seq, prev = next_position(bytes(row[0]) if row else None)
+                session.execute(sql.SQL("INSERT INTO {} (seq, line) VALUES (%s, %s)").format(
+                    self.table(INDEX_TABLE)), (seq, encode_entry(entry, seq, prev)))
+            finally:
+                session.execute("SELECT pg_advisory_unlock(%s, %s)", key)
+
+    def index_bytes(self) -> bytes:
+        """The run index, as the JSONL store would hold it."""
+        with self._session() as session:
+            rows = session.execute(sql.SQL("SELECT line FROM {} ORDER BY seq").format(
+                self.table(INDEX_TABLE))).fetchall()
+        return b"".join(bytes(row[0]) + b"\n" for row in rows)
 
     def close(self) -> None:
         """Close the connection pool."""

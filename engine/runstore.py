@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from .events import RunEvent, RunStarted
 from .lines import Tail
+from .run_index import IndexEntry
 
 RecordedEvent = RunEvent | RunStarted
 
@@ -108,6 +109,12 @@ class RunStore(Protocol):
 
     def read_bytes(self, run_id: str) -> bytes:
         """The run's lines exactly as JSONL (each line and its newline)."""
+
+    def note_in_index(self, entry: IndexEntry) -> None:
+        """Append `entry` to the store's run index (engine/run_index.py), durably."""
+
+    def index_bytes(self) -> bytes:
+        """The run index, each line and its newline (empty when nothing was indexed)."""
 
     def close(self) -> None:
         """Let go of connections."""

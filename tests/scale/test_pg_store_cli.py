@@ -11,7 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
+import psycopg
 import pytest
+from psycopg import sql
 
 from pulsaride.engine.times import parse_time
 from tests.conftest import PT, run_pt
@@ -93,6 +95,24 @@ def test_an_export_from_the_database_is_a_run_file_verify_accepts(folder: Path, 
     target.write_bytes(target.read_bytes().replace(b'"echo migrated"', b'"echo MIGRATED"', 1))
     tampered = run_pt("pipeline", "verify", "p.yml", "--run-id", "e1", cwd=folder)
     assert tampered.returncode == 1 and "FAILED verification" in tampered.stdout
+
+
+def test_the_store_indexes_its_runs_and_verify_all_finds_a_deleted_one(folder: Path,
+                                                                       pg_url: str) -> None:
+    for run_id in ("x1", "x2"):
+        assert pt(folder, pg_url, "pipeline", "run", "p.yml", "--run-id", run_id, "--no-wait",
+                  "-q").returncode == 3
+    clean = pt(folder, pg_url, "pipeline", "verify", "--all", "--json")
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert orjson.loads(clean.stdout)["index"]["lines"] == 4  # created and stopped, each
+    base, schema = pg_url.split("?schema=")
+    with psycopg.connect(base, autocommit=True) as connection:
+        connection.execute(sql.SQL("DELETE FROM {}.pulsaride_events WHERE originator_id = %s")
+                           .format(sql.Identifier(schema)), ("x1",))
+    found = pt(folder, pg_url, "pipeline", "verify", "--all", "--json")
+    assert found.returncode == 1, found.stdout + found.stderr
+    messages = [f["message"] for f in orjson.loads(found.stdout)["index"]["findings"]]
+    assert len(messages) == 1 and "run x1 is listed in the index" in messages[0]
 
 
 def test_an_imported_run_keeps_its_bytes_and_continues_in_the_database(folder: Path,

@@ -17,6 +17,7 @@ from pulsaride.engine.errors import RunFileError, RunIdError, RunLockedError, St
 from pulsaride.engine.events import RunEvent, RunStarted
 from pulsaride.engine.pgstore import EVENTS_TABLE, PostgresStore
 from pulsaride.engine.replay import replay
+from pulsaride.engine.run_index import IndexEntry, read_index
 from pulsaride.engine.runstore import RunStore
 
 Sample = tuple[bytes, list[RunEvent | RunStarted]]
@@ -195,3 +196,33 @@ def _settles(condition: object, seconds: float = 3.0) -> bool:
             return True
         time.sleep(0.02)
     return False
+
+
+def test_index_entries_appended_at_once_form_one_chain(store: RunStore) -> None:
+    """Four writers (threads, each with its own file handle or database session) append 25
+    entries each: one chain of 100 lines, none lost, none out of order."""
+    def writer(number: int) -> None:
+        other = store if number == 0 else _same_store(store)
+        for seq in range(25):
+            other.note_in_index(IndexEntry("checkpoint", f"w{number}", seq + 1, "0" * 64,
+                                           "2026-12-04T00:00:00.000000Z"))
+        if other is not store:
+            other.close()
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    entries, findings = read_index(store.index_bytes())
+    assert findings == []
+    assert len(entries) == 100
+    for number in range(4):
+        assert [e.lines for _, e in entries if e.run_id == f"w{number}"] == list(range(1, 26))
+
+
+def _same_store(store: RunStore) -> RunStore:
+    """Another handle on the same store (a database session of its own)."""
+    if isinstance(store, PostgresStore):
+        return PostgresStore.connect(store.url)
+    return store
