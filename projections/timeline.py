@@ -7,6 +7,7 @@ from typing import Any
 
 from pulsaride.engine.events import (
     JobApprovalRefused,
+    JobApprovalSigned,
     JobApproved,
     JobEvent,
     JobRejected,
@@ -32,10 +33,15 @@ def _entry(event: RecordedEvent) -> dict[str, Any]:
         "seq": event.originator_version, "at": format_time(event.timestamp), "event": name,
         "job": None, "stage": None, "status": None, "attempt": None, "exit_code": None,
         "error": "", "detail": _detail(event), "by": _actor(event),
+        "authenticated": None, "key_fingerprint": None,  # decisions only
     }
     if isinstance(event, JobEvent):
         entry.update(job=event.job, stage=event.stage, status=TARGET[name].value,
                      attempt=event.attempt, exit_code=event.exit_code, error=event.error)
+    if isinstance(event, JobApproved | JobRejected | JobApprovalSigned):
+        # Signed by a key on the gate's list, or only the name the approver gave.
+        entry.update(authenticated=bool(event.signature),
+                     key_fingerprint=event.key_fingerprint or None)
     elif "reason" in fields:
         entry["detail"] = entry["detail"] or fields["reason"]
     return entry
@@ -44,7 +50,8 @@ def _entry(event: RecordedEvent) -> dict[str, Any]:
 def _actor(event: RecordedEvent) -> str | None:
     if isinstance(event, RunStarted):
         return event.started_by
-    if isinstance(event, RunResumed | JobApproved | JobRejected | JobApprovalRefused):
+    if isinstance(event, RunResumed | JobApproved | JobRejected | JobApprovalRefused
+                  | JobApprovalSigned):
         return event.by
     return None
 
@@ -76,7 +83,11 @@ def render_timeline(entries: list[dict[str, Any]]) -> str:
         if e["detail"] and e["detail"] not in bits:
             bits.append(e["detail"])
         if e["by"]:
-            bits.append(f"by {e['by']}")
+            signed = e.get("authenticated")
+            how = ("" if signed is None else
+                   f" (signed, key {e.get('key_fingerprint')})" if signed else
+                   " (unauthenticated)")
+            bits.append(f"by {e['by']}{how}")
         lines.append(f"{e['seq']:>5}  {time}  {e['event']:<20} {subject:<20} {outcome:<11} "
                      f"{' · '.join(bits)}".rstrip())
     return "\n".join(lines)

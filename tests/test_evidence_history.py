@@ -49,7 +49,7 @@ HISTORY_KEYS = ["pipeline_run_id", "pipeline", "started_at", "ended_at", "starte
                 "jobs", "done", "failed", "skipped", "cancelled", "resumes", "approvals",
                 "refused_approvals", "damaged"]
 TIMELINE_KEYS = ["seq", "at", "event", "job", "stage", "status", "attempt", "exit_code", "error",
-                 "detail", "by"]
+                 "detail", "by", "authenticated", "key_fingerprint"]
 
 
 def as_user(user: str, **extra: str) -> dict[str, str]:
@@ -358,7 +358,7 @@ def test_show_text_has_one_line_per_transition_with_attempt_exit_error_and_actor
     assert by_event["RunStarted"][0].endswith(f"by {STARTER}")
     assert "attempt 1 · exit 3" in by_event["JobRetrying"][0]
     assert "attempt 1 · exit 1" in by_event["JobFailed"][0]
-    assert by_event["JobApproved"][0].endswith("checks are green · by alice")
+    assert by_event["JobApproved"][0].endswith("checks are green · by alice (unauthenticated)")
     assert all(row.endswith(f"by {RESUMER}") for row in by_event["RunResumed"])
     same = pt(histories.folder, "pipeline", "show", "migrate.yml", "--run-id", "p-resumed", expect=0).stdout
     assert same == text

@@ -203,6 +203,12 @@ def test_ssh_keygen_signs_the_printed_statement_and_pt_records_it(
             "is not a line of this run")
     refused(decide(path, "reject", "--statement", str(statement), "--signature", str(signature)),
             "not 'reject'")
+    # ... and the same signed statement offered to another run of the same pipeline.
+    other = pt(path, "pipeline", "run", path.name, "--run-id", "other", "--no-wait", "-q")
+    assert other.returncode == 3, other.stderr
+    refused(pt(path, "pipeline", "approve", path.name, "--run-id", "other", "--job", "gate",
+               "--statement", str(statement), "--signature", str(signature)),
+            "not of this run's job")
     granted = decide(path, "approve", "--statement", str(statement), "--signature", str(signature))
     assert granted.returncode == 0, granted.stderr
     (approved,) = [r for r in lines(path) if r["event"] == "JobApproved"]

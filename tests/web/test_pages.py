@@ -224,7 +224,8 @@ def test_a_waiting_gate_stands_out_with_the_command_that_releases_it(site: Site,
     expect(page.locator('g.job[data-job="release"]')).to_have_attribute(
         "data-status", "APPROVED")
     expect(gate).to_have_count(0)
-    expect(page.locator('#jobs tr[data-job="release"]')).to_contain_text("approved by dave")
+    expect(page.locator('#jobs tr[data-job="release"]')).to_contain_text(
+        "approved by dave (unauthenticated)")
     assert page.evaluate("window.__marker") == "before approval"
 
 
