@@ -327,3 +327,13 @@ def test_verify_finds_an_approval_by_the_key_that_started_the_run(
     report = verify(path)
     assert report["first_offending_line"] == index + 1
     assert any("started the run" in f["message"] for f in report["findings"]), report
+
+
+def test_a_resume_cannot_change_the_keys_of_a_gate(tmp_path: Path, keys: dict[str, Path]) -> None:
+    path = write_pipeline(tmp_path, inline(keys, "alice", "bob"))
+    start(path)
+    write_pipeline(tmp_path, inline(keys, "alice", "mallory"))
+    resumed = pt(path, "pipeline", "resume", path.name, "--run-id", RUN, "--allow-changed", "-q")
+    assert resumed.returncode == 2, resumed.stdout + resumed.stderr
+    assert "gate 'gate': keys changed" in resumed.stderr
+    refused(decide(path, "approve", "--key", str(keys["mallory"])), "not on the gate's approver list")
