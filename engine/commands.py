@@ -86,7 +86,7 @@ def start_run(request: RunRequest, services: Services, run_id: str | None = None
         masker = _masker(pipeline_file.pipeline)
         run = _record_start(request, services, pipeline_file, state=state,
                             run_file=run_file, masker=masker, leftover=leftover)
-        index(store, "created", run_file, services.clock())
+        index(store, "created", run_file, run.created_on)
         runner = _runner(run, run_file, lock, pipeline_file, state=state, request=request,
                          services=services, masker=masker, store=store)
         cleanup.pop_all()  # the runner owns the store, the run and its file from here on

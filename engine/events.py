@@ -157,10 +157,11 @@ class JobAwaitingApproval(JobEvent):
     expires_at: str | None = None
 
 
-class JobApproved(JobEvent):
-    """Someone released the gate, having seen the run up to the line whose digest is `head`.
-    On a keyed gate `signature` is their SSHSIG signature of the decision (engine/signatures.py)
-    by the key `key_fingerprint`; empty on a gate without keys (an unauthenticated approval)."""
+class GateDecision(JobEvent):
+    """Base of a decision on a gate, made having seen the run up to the line whose digest is
+    `head`. On a keyed gate `signature` is the approver's SSHSIG signature of the decision
+    (engine/signatures.py) by the key `key_fingerprint`, signed at `signed_at` (the line's
+    own `at` is later); both empty on a gate without keys (an unauthenticated decision)."""
 
     by: str = ""
     reason: str = ""
@@ -168,31 +169,19 @@ class JobApproved(JobEvent):
     head: str = ""
     signature: str = ""
     key_fingerprint: str = ""
-    signed_at: str | None = None  # when the statement was signed (the line's `at` is later)
+    signed_at: str | None = None
 
 
-class JobApprovalSigned(JobEvent):
+class JobApproved(GateDecision):
+    """Someone released the gate."""
+
+
+class JobApprovalSigned(GateDecision):
     """One signed approval of a gate that needs more (`required: N`); the gate still waits."""
 
-    by: str = ""
-    reason: str = ""
-    host: str = ""
-    head: str = ""
-    signature: str = ""
-    key_fingerprint: str = ""
-    signed_at: str | None = None
 
-
-class JobRejected(JobEvent):
-    """Someone refused the gate; it and what needs it are SKIPPED. Signed like JobApproved."""
-
-    by: str = ""
-    reason: str = ""
-    host: str = ""
-    head: str = ""
-    signature: str = ""
-    key_fingerprint: str = ""
-    signed_at: str | None = None
+class JobRejected(GateDecision):
+    """Someone refused the gate; it and what needs it are SKIPPED."""
 
 
 class JobApprovalRefused(JobEvent):
