@@ -140,6 +140,7 @@ def test_subjects_name_every_file_of_the_run_and_fail_after_a_one_byte_change(
     assert subjects_hold(finished_run, envelope)
 
 
+@pytest.mark.skipif(shutil.which("ssh-keygen") is None, reason="needs OpenSSH")
 def test_an_openssh_key_signs_too(finished_run: Path) -> None:
     key = finished_run / "id_ed25519"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
