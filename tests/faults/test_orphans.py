@@ -3,7 +3,7 @@ children; a job that was RUNNING when its runner died is never started twice at 
 
 Every process a test starts carries a unique marker in its environment (a pipeline variable),
 so `processes_with(marker)` finds exactly what the test started (pgrep-like, over /proc).
-tests/test_cli_execution.py already covers one child under a timeout, abort, signals and a
+tests/cli/test_cli_execution.py already covers one child under a timeout, abort, signals and a
 child that ignores SIGTERM; this family adds process trees of every common shape (daemons that
 left the job's process group among them), repeated, and the never-twice-at-once property under
 kill -9.

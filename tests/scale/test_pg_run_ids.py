@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pulsaride.engine.pgstore import PostgresStore
 from tests.conftest import run_pt
-from tests.test_run_ids import COLLIDING, PIPELINE, one_line
+from tests.engine.test_run_ids import COLLIDING, PIPELINE, one_line
 
 
 def test_the_postgresql_store_refuses_ids_that_name_side_files(tmp_path: Path,
