@@ -20,6 +20,7 @@ from functools import partial
 from pathlib import Path
 
 import orjson
+import pytest
 
 from pulsaride.engine.evidence import load_evidence
 from pulsaride.engine.layout import StateDir
@@ -49,6 +50,7 @@ jobs:
 """
 
 
+@pytest.mark.slow
 def test_two_resumes_started_together_never_both_run(zygote: Zygote, tmp_path: Path) -> None:
     trials = size("resumes", ci=100, full=100)
     tally = Tally("concurrent resumes")
@@ -97,6 +99,7 @@ def _busy_pipeline(gates: int, jobs: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+@pytest.mark.slow
 def test_approvals_while_the_runner_appends_lose_and_interleave_nothing(
         zygote: Zygote, tmp_path: Path) -> None:
     gates, jobs = 5, 24

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from pulsaride.engine.errors import RunFileError
 from pulsaride.engine.evidence import load_evidence
@@ -213,6 +214,7 @@ def _trial(zygote: Zygote, folder: Path, rng: random.Random, budget: float,
     return _final_state(records)
 
 
+@pytest.mark.slow
 def test_kill_9_at_random_moments_then_resume(zygote: Zygote, tmp_path: Path) -> None:
     reference_folder = _folder(tmp_path, "reference")
     reference = run_pt("pipeline", "run", str(reference_folder / "pulsaride-pipeline.yml"),

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import orjson
+import pytest
 
 from tests.runfile_checks import check_run_file
 
@@ -122,6 +123,7 @@ jobs:
 """
 
 
+@pytest.mark.slow
 def test_a_job_running_when_its_runner_died_never_runs_twice_at_once(zygote: Zygote,
                                                                       tmp_path: Path) -> None:
     tally = Tally("never twice at once")

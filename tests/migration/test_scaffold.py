@@ -25,6 +25,7 @@ from tests.migration.scaffolding import (
 # ---- scaffold on a real PostgreSQL source --------------------------------------------------
 
 
+@pytest.mark.slow
 def test_scaffold_of_a_postgresql_source_applies_on_postgresql(pg: Db, pg2: Db,
                                                                tmp_path: Path) -> None:
     pg.script("""
