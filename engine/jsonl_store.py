@@ -1,5 +1,6 @@
 """The JSONL store: the only code that opens, reads, writes, renames or syncs the files of a
-state dir's runs folder (ADR 0018; tests/test_storage_layer.py holds every other module to it).
+state dir's runs folder (ADR 0018; tests/engine/test_storage_layer.py holds every other module
+to it).
 
     <id>.jsonl         the run's lines            RunFile
     <id>.lock          the runner's ownership     RunLock

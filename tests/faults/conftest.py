@@ -186,6 +186,11 @@ def zygote() -> Iterator[Zygote]:
         server.close()
 
 
+def runs_dir(folder: Path) -> Path:
+    """The folder holding the run files of the pipeline in `folder`."""
+    return folder / ".pulsaride" / "pipeline-runs"
+
+
 # ---- processes left behind -----------------------------------------------------------------
 
 

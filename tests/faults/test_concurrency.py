@@ -20,17 +20,14 @@ from functools import partial
 from pathlib import Path
 
 import orjson
+import pytest
 
 from pulsaride.engine.evidence import load_evidence
 from pulsaride.engine.layout import StateDir
 from pulsaride.projections.verify import verify_run
 from tests.runfile_checks import check_run_file, lock_is_free
 
-from .conftest import Tally, Zygote, kill_marked, processes_with, size, wait_for
-
-
-def _runs(folder: Path) -> Path:
-    return folder / ".pulsaride" / "pipeline-runs"
+from .conftest import Tally, Zygote, kill_marked, processes_with, runs_dir, size, wait_for
 
 
 def _holds(path: Path, text: bytes) -> bool:
@@ -53,6 +50,7 @@ jobs:
 """
 
 
+@pytest.mark.slow
 def test_two_resumes_started_together_never_both_run(zygote: Zygote, tmp_path: Path) -> None:
     trials = size("resumes", ci=100, full=100)
     tally = Tally("concurrent resumes")
@@ -70,7 +68,7 @@ def test_two_resumes_started_together_never_both_run(zygote: Zygote, tmp_path: P
         second = zygote.spawn("pipeline", "resume", pipeline, "--run-id", "r", "-q", cwd=folder)
         statuses = sorted([first.wait(), second.wait()])
         outputs = first.stderr + second.stderr
-        records = check_run_file(_runs(folder) / "r.jsonl")
+        records = check_run_file(runs_dir(folder) / "r.jsonl")
         resumed = [r for r in records if r["event"] == "RunResumed"]
         ran = (folder / "side.txt").read_text().split()[len(before):]
         assert len(resumed) == 1, f"trial {trial}: {len(resumed)} runners took the run"
@@ -101,6 +99,7 @@ def _busy_pipeline(gates: int, jobs: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+@pytest.mark.slow
 def test_approvals_while_the_runner_appends_lose_and_interleave_nothing(
         zygote: Zygote, tmp_path: Path) -> None:
     gates, jobs = 5, 24
@@ -112,7 +111,7 @@ def test_approvals_while_the_runner_appends_lose_and_interleave_nothing(
         Path(pipeline).write_text(_busy_pipeline(gates, jobs))
         runner = zygote.spawn("pipeline", "run", pipeline, "--run-id", "a", "-q", "-j", "2",
                               cwd=folder)
-        run_file = _runs(folder) / "a.jsonl"
+        run_file = runs_dir(folder) / "a.jsonl"
         wait_for(partial(_holds, run_file, b"JobAwaitingApproval"), "the gates to wait")
         approvers = [zygote.spawn("pipeline", "approve", pipeline, "--run-id", "a", "--job",
                                   f"g{n}", cwd=folder) for n in range(gates)]
@@ -166,9 +165,9 @@ def test_the_lock_of_a_killed_runner_frees(zygote: Zygote, tmp_path: Path) -> No
         pipeline = str(folder / "pulsaride-pipeline.yml")
         Path(pipeline).write_text(GATED)
         runner = zygote.spawn("pipeline", "run", pipeline, "--run-id", "l", "-q", cwd=folder)
-        run_file = _runs(folder) / "l.jsonl"
+        run_file = runs_dir(folder) / "l.jsonl"
         wait_for(partial(_holds, run_file, b"JobAwaitingApproval"), "the gate to wait")
-        lock = _runs(folder) / "l.lock"
+        lock = runs_dir(folder) / "l.lock"
         assert not lock_is_free(lock)
         assert runner.kill()
         waited.append(wait_for(partial(lock_is_free, lock), "the lock to free", limit=10))
@@ -187,7 +186,7 @@ def test_the_lock_frees_once_the_dead_runners_job_group_is_gone(zygote: Zygote,
     runner = zygote.spawn("pipeline", "run", str(pipeline), "--run-id", "h", "-q", cwd=tmp_path)
     try:
         wait_for(lambda: len(processes_with(marker)) >= 3, "the job and its children")
-        lock = _runs(tmp_path) / "h.lock"
+        lock = runs_dir(tmp_path) / "h.lock"
         assert runner.kill()
         # The job's processes inherited the run lock: the run is still active.
         refused = zygote.run("pipeline", "resume", str(pipeline), "--run-id", "h", cwd=tmp_path)
@@ -203,7 +202,7 @@ def test_the_lock_frees_once_the_dead_runners_job_group_is_gone(zygote: Zygote,
         assert resumed.status == 0, resumed.stderr
     finally:
         kill_marked(marker)
-    records = [orjson.loads(line) for line in (_runs(tmp_path) / "h.jsonl").read_bytes()
+    records = [orjson.loads(line) for line in (runs_dir(tmp_path) / "h.jsonl").read_bytes()
                .splitlines()]
     assert [r["event"] for r in records if r.get("job") == "hold"][:2] == ["JobStarted",
                                                                           "JobInterrupted"]

@@ -10,8 +10,8 @@ not, and executes nothing.
 - shell-injection payloads in variable values (file, job and environment), in `--reason` and
   `--as`: they stay literal, nothing is executed, and a planted secret appears in no file.
 
-tests/test_cli_input.py and tests/test_cli_resume.py cover the ordinary bad files and run ids;
-this family adds the adversarial ones and the time and memory bounds.
+tests/cli/test_cli_input.py and tests/cli/test_cli_resume.py cover the ordinary bad files and run
+ids; this family adds the adversarial ones and the time and memory bounds.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ import pytest
 
 from pulsaride.engine.errors import RunIdError
 from pulsaride.engine.layout import check_run_id
+from tests.cli.test_cli_input import BOMB
 from tests.runfile_checks import check_run_file
-from tests.test_cli_input import BOMB
 
 from .conftest import Proc, Tally, Zygote
 

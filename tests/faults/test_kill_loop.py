@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from pulsaride.engine.errors import RunFileError
 from pulsaride.engine.evidence import load_evidence
@@ -34,7 +35,7 @@ from pulsaride.projections.verify import verify_run
 from tests.conftest import run_pt
 from tests.runfile_checks import check_run_file, lock_is_free
 
-from .conftest import Proc, Tally, Zygote, seed, size, wait_for
+from .conftest import Proc, Tally, Zygote, runs_dir, seed, size, wait_for
 
 SECRET = "kill-loop-s3cret-0f9a7d"
 ENV = {"DB_PASSWORD": SECRET}
@@ -80,10 +81,6 @@ def _folder(root: Path, name: str) -> Path:
     return folder
 
 
-def _runs(folder: Path) -> Path:
-    return folder / ".pulsaride" / "pipeline-runs"
-
-
 def _effects(folder: Path) -> list[tuple[str, int]]:
     side = folder / "side.txt"
     if not side.exists():
@@ -104,7 +101,7 @@ def _final_state(records: list[dict[str, Any]]) -> dict[str, Any]:
 def _read(folder: Path) -> tuple[list[dict[str, Any]], bool] | None:
     """Replay the run file with the engine: (lines, has a torn tail), or None if the run never
     recorded its start (the runner died before its first line was durable)."""
-    path = _runs(folder) / f"{RUN_ID}.jsonl"
+    path = runs_dir(folder) / f"{RUN_ID}.jsonl"
     if not path.exists():
         return None
     run_file = RunFile.open(path, RUN_ID)
@@ -155,7 +152,7 @@ def _after(proc: Proc, landed: bool, folder: Path, frozen: dict[str, list[int]],
     if landed:
         tally.add("kills landed")
         # Job processes of the dead runner still hold the run lock: let them end.
-        lock = _runs(folder) / f"{RUN_ID}.lock"
+        lock = runs_dir(folder) / f"{RUN_ID}.lock"
         wait_for(lambda: not lock.exists() or lock_is_free(lock), "the dead runner's jobs to end")
     else:
         assert proc.status in (0, 1), (proc.status, proc.stdout, proc.stderr)
@@ -207,7 +204,7 @@ def _trial(zygote: Zygote, folder: Path, rng: random.Random, budget: float,
             break
     else:
         raise AssertionError("the run did not end after 50 runners")
-    records = check_run_file(_runs(folder) / f"{RUN_ID}.jsonl")
+    records = check_run_file(runs_dir(folder) / f"{RUN_ID}.jsonl")
     _verify(folder, torn_allowed=False)
     _check_effects(folder, _done(records), frozen)
     tally.add("DONE jobs checked", len(_done(records)))
@@ -217,12 +214,13 @@ def _trial(zygote: Zygote, folder: Path, rng: random.Random, budget: float,
     return _final_state(records)
 
 
+@pytest.mark.slow
 def test_kill_9_at_random_moments_then_resume(zygote: Zygote, tmp_path: Path) -> None:
     reference_folder = _folder(tmp_path, "reference")
     reference = run_pt("pipeline", "run", str(reference_folder / "pulsaride-pipeline.yml"),
                        "--run-id", RUN_ID, "-q", cwd=reference_folder, env=ENV)
     assert reference.returncode == 1, reference.stderr  # `broken` fails: the run fails
-    expected = _final_state(check_run_file(_runs(reference_folder) / f"{RUN_ID}.jsonl"))
+    expected = _final_state(check_run_file(runs_dir(reference_folder) / f"{RUN_ID}.jsonl"))
     assert expected["outcome"] == "failed"
     assert Counter(expected["jobs"].values()) == {"DONE": 18, "FAILED": 1, "SKIPPED": 1}
     verify = run_pt("pipeline", "verify", str(reference_folder / "pulsaride-pipeline.yml"),

@@ -3,7 +3,7 @@ children; a job that was RUNNING when its runner died is never started twice at 
 
 Every process a test starts carries a unique marker in its environment (a pipeline variable),
 so `processes_with(marker)` finds exactly what the test started (pgrep-like, over /proc).
-tests/test_cli_execution.py already covers one child under a timeout, abort, signals and a
+tests/cli/test_cli_execution.py already covers one child under a timeout, abort, signals and a
 child that ignores SIGTERM; this family adds process trees of every common shape (daemons that
 left the job's process group among them), repeated, and the never-twice-at-once property under
 kill -9.
@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import orjson
+import pytest
 
 from tests.runfile_checks import check_run_file
 
@@ -122,6 +123,7 @@ jobs:
 """
 
 
+@pytest.mark.slow
 def test_a_job_running_when_its_runner_died_never_runs_twice_at_once(zygote: Zygote,
                                                                       tmp_path: Path) -> None:
     tally = Tally("never twice at once")

@@ -317,6 +317,7 @@ def recorded(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Scenario, list[O
         scenario.close()
 
 
+@pytest.mark.slow
 def test_every_power_loss_state_of_a_run_recovers(recorded, monkeypatch) -> None:
     scenario, ops = recorded
     writes = [op for op in ops if op.kind == "write"]

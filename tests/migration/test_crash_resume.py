@@ -121,6 +121,7 @@ def crash_target(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
         drop()
 
 
+@pytest.mark.slow
 def test_killed_at_several_points_then_resumed_gives_exactly_the_source_rows(
         crash_target: Db, sqlite_db: Callable[[str], Db], tmp_path: Path) -> None:
     target = crash_target

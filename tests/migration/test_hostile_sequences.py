@@ -89,6 +89,7 @@ def _ok(folder: Path, *args: str) -> dict[str, Any]:
     return document
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("schema", "name"), list(CASES.values()), ids=list(CASES))
 def test_hostile_names_reach_sequences_only_as_data(pg: Db, sqlite_db: Any, tmp_path: Path,
                                                     schema: str | None, name: str) -> None:

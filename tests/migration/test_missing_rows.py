@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from tests.migration.conftest import Db, create_table, parent_child_source, pt, write_transform
 
@@ -51,6 +52,7 @@ def _parent_child(source: Db, target: Db, folder: Path) -> None:
         "depends_on": [{"table": "parents", "key": "id", "via": "c.parent_id"}]})
 
 
+@pytest.mark.slow
 def test_a_table_whose_rows_all_wait_is_incomplete_until_its_parents_arrive(
         pg: Db, sqlite_db: Any, tmp_path: Path) -> None:
     _parent_child(sqlite_db("source"), pg, tmp_path)
@@ -157,6 +159,7 @@ CYCLE_FIX = ("load these tables without depends_on and add the foreign keys afte
              "closes the cycle (here: the depends_on of store on staff)")
 
 
+@pytest.mark.slow
 def test_rows_waiting_for_each_other_are_named_as_one_cycle_with_the_fix(
         pg: Db, sqlite_db: Any, tmp_path: Path) -> None:
     _store_staff(sqlite_db("source"), pg, tmp_path)

@@ -1,7 +1,7 @@
 """`pt scaffold` on real sources, end to end: the pre-data schema it writes applies on
 PostgreSQL (twice), the copies need no order between tables in a foreign-key cycle, post-data
 adds the keys, and the pipeline it writes validates and runs up to its manual gates. (Type
-mapping itself: tests/test_typemap.py.)"""
+mapping itself: tests/engine/test_typemap.py.)"""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from tests.migration.scaffolding import (
 # ---- scaffold on a real PostgreSQL source --------------------------------------------------
 
 
+@pytest.mark.slow
 def test_scaffold_of_a_postgresql_source_applies_on_postgresql(pg: Db, pg2: Db,
                                                                tmp_path: Path) -> None:
     pg.script("""

@@ -10,6 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import orjson
+import pytest
 
 from tests.migration.conftest import Db, pt
 from tests.migration.scaffolding import (
@@ -69,6 +70,7 @@ def _source(maria: Db) -> None:
                   "DELETE FROM film WHERE film_id = 9")
 
 
+@pytest.mark.slow
 def test_every_mariadb_mapping_arrives_as_its_ddl_says(maria: Db, pg: Db,
                                                        tmp_path: Path) -> None:
     _source(maria)
@@ -167,6 +169,7 @@ def test_enums_as_checks_and_tinyint1_as_boolean(maria: Db, pg: Db, tmp_path: Pa
     assert fields == {"film_id": "integer", "rating": "text", "flag": "boolean"}
 
 
+@pytest.mark.slow
 def test_a_sqlite_target_gets_the_sqlite_flavour(maria: Db, sqlite_db: Callable[[str], Db],
                                                  tmp_path: Path) -> None:
     """Enums become text + CHECK, SETs keep their text, keys and checks are inline, an

@@ -462,6 +462,7 @@ def _kids(pg: Db, source: Db, folder: Path) -> None:
     assert pg.count("kids_only_skip") == 10
 
 
+@pytest.mark.slow
 def test_deferred_or_rejected_rows_make_a_check_incomplete_and_skipped_rows_do_not(
         pg: Db, sqlite_db: Any, tmp_path: Path) -> None:
     """Rows that wait or were dead-lettered are not differences, but they are missing: no

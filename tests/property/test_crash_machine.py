@@ -21,6 +21,7 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -269,4 +270,4 @@ class CrashAndResume(RuleBasedStateMachine):
 CrashAndResume.TestCase.settings = settings(
     max_examples=examples(100), stateful_step_count=30, deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
-test_crash_and_resume = CrashAndResume.TestCase
+test_crash_and_resume = pytest.mark.slow(CrashAndResume.TestCase)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -110,6 +111,7 @@ def _corrupt(path: Path, table: Table, corruption: Corruption) -> None:
         db.commit()
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(data=st.data(), buckets=st.integers(1, 64))
 def test_hash_finds_exactly_the_corrupted_key(data: st.DataObject, buckets: int) -> None:

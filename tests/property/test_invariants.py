@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -86,6 +87,7 @@ def check_whole_run(plan: RunPlan, scenario: Scenario, outcome: str) -> None:
         assert count <= folded.started[job], (job, count, folded.started[job])
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(plan=run_plans(max_crashes=0))
 def test_live_state_matches_replay_and_the_execution_model(plan: RunPlan) -> None:
@@ -101,6 +103,7 @@ def test_live_state_matches_replay_and_the_execution_model(plan: RunPlan) -> Non
                 assert folded.started[job.name] <= 1 + job.retry
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(plan=run_plans(min_crashes=1, max_crashes=4))
 def test_resume_never_reexecutes_done_jobs(plan: RunPlan) -> None:
@@ -119,6 +122,7 @@ def test_resume_never_reexecutes_done_jobs(plan: RunPlan) -> None:
         assert replayed.quarantined_tails == driven.torn
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(plan=run_plans(min_crashes=1, max_crashes=1), data=st.data())
 def test_resume_with_a_changed_pipeline_never_reexecutes_done_jobs(

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import orjson
+import pytest
 
 from tests.conftest import PT, run_pt
 from tests.scale.conftest import Cluster, start_cluster
@@ -120,6 +121,7 @@ jobs:
     assert ended["aborted"]["event"] == "JobCancelled"
 
 
+@pytest.mark.slow
 def test_an_unreachable_scheduler_is_one_clear_line(tmp_path: Path) -> None:
     (tmp_path / "p.yml").write_text('stages: [s]\njobs:\n  a: {stage: s, command: "true"}\n')
     result = run_pt("pipeline", "run", "p.yml", "--executor", "dask://127.0.0.1:9", cwd=tmp_path)
@@ -158,6 +160,7 @@ def _run_and_kill(folder: Path, cluster: Cluster, retry: int, pin: str = "") -> 
     return runner.returncode, victim
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_job_fails_the_attempt_and_the_retry_runs_elsewhere(tmp_path: Path) -> None:
     cluster = start_cluster(tmp_path, "", "")
     try:
@@ -179,6 +182,7 @@ def test_a_worker_killed_mid_job_fails_the_attempt_and_the_retry_runs_elsewhere(
     assert (tmp_path / "done-2").exists()
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_job_without_retries_leaves_the_job_failed_never_done(tmp_path: Path) -> None:
     cluster = start_cluster(tmp_path, "victim=1", "")
     try:

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from pulsaride.engine.pgstore import PostgresStore
 from tests.conftest import run_pt
-from tests.test_run_ids import COLLIDING, PIPELINE, one_line
+from tests.engine.test_run_ids import COLLIDING, PIPELINE, one_line
 
 
+@pytest.mark.slow
 def test_the_postgresql_store_refuses_ids_that_name_side_files(tmp_path: Path,
                                                                pg_url: str) -> None:
     (tmp_path / "p.yml").write_text(PIPELINE)

@@ -80,6 +80,7 @@ def test_a_waiting_run_continues_at_once_when_another_process_approves(
     assert lines[-2]["event"] == "RunFinished" and lines[-2]["outcome"] == "succeeded"
 
 
+@pytest.mark.slow
 def test_an_export_from_the_database_is_a_run_file_verify_accepts(folder: Path, pg_url: str) -> None:
     assert pt(folder, pg_url, "pipeline", "run", "p.yml", "--run-id", "e1", "--no-wait", "-q").returncode == 3
     assert pt(folder, pg_url, "pipeline", "approve", "p.yml", "--job", "gate").returncode == 0
@@ -115,6 +116,7 @@ def test_the_store_indexes_its_runs_and_verify_all_finds_a_deleted_one(folder: P
     assert len(messages) == 1 and "run x1 is listed in the index" in messages[0]
 
 
+@pytest.mark.slow
 def test_an_imported_run_keeps_its_bytes_and_continues_in_the_database(folder: Path,
                                                                        pg_url: str) -> None:
     assert run_pt("pipeline", "run", "p.yml", "--run-id", "i1", "--no-wait", "-q", cwd=folder).returncode == 3

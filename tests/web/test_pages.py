@@ -18,7 +18,7 @@ import orjson
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.conftest import PT
+from tests.conftest import PT, jobs_of
 from tests.web.conftest import (
     HealthWorld,
     RunsWorld,
@@ -71,10 +71,6 @@ def status_json(site: Site, run_id: str) -> dict[str, Any]:
     assert result.stdout, result.stderr
     document: dict[str, Any] = orjson.loads(result.stdout)
     return document
-
-
-def jobs_of(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {job["name"]: job for stage in document["stages"] for job in stage["jobs"]}
 
 
 def dag_statuses(tab: Page) -> dict[str, str]:

@@ -40,7 +40,7 @@ from pulsaride.engine.services import Identity, Services
 from pulsaride.projections.export import CSV_COLUMNS
 from tests.conftest import PT, run_pt
 
-GOLDEN = Path(__file__).parent / "golden"
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 UPDATE_GOLDEN = os.environ.get("PT_UPDATE_GOLDEN") == "1"
 
 AUDITED = """\

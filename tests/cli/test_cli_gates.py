@@ -3,18 +3,22 @@
 
 from __future__ import annotations
 
-import os
 import shlex
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 
-from tests.conftest import PT, run_lines, run_pt
+from tests.conftest import (
+    jobs_of,
+    one_error_line,
+    run_lines,
+    run_pt,
+    status_json,
+    wait_for_event,
+)
 
 WriteFile = Callable[..., Path]
 
@@ -29,57 +33,6 @@ GATED = """
 
 def lines_of(folder: Path, run_id: str) -> list[dict[str, Any]]:
     return run_lines(folder / ".pulsaride").get(run_id, [])
-
-
-def wait_for_event(folder: Path, run_id: str, event: str, proc: subprocess.Popen[str],
-                   deadline: float = 30) -> None:
-    """Poll the run file until a line with `event` appears (the runner reached it)."""
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        path = folder / ".pulsaride/pipeline-runs" / f"{run_id}.jsonl"
-        if path.exists() and any(orjson.loads(raw)["event"] == event
-                                 for raw in path.read_bytes().splitlines()
-                                 if raw.endswith(b"}")):
-            return
-        assert proc.poll() is None, f"the run ended early: {proc.communicate()}"
-        time.sleep(0.05)
-    raise AssertionError(f"no {event} line within {deadline}s")
-
-
-@pytest.fixture
-def background() -> Iterator[Callable[..., subprocess.Popen[str]]]:
-    """Start `pt` processes in the background; whatever is still alive at the end is killed."""
-    started: list[subprocess.Popen[str]] = []
-
-    def start(*args: str, cwd: Path) -> subprocess.Popen[str]:
-        proc = subprocess.Popen([PT, *args], cwd=cwd, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, env=dict(os.environ))
-        started.append(proc)
-        return proc
-
-    yield start
-    for proc in started:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-
-
-def status_json(path: Path, *extra: str) -> dict[str, Any]:
-    result = run_pt("pipeline", "status", str(path), "--json", *extra, cwd=path.parent)
-    assert result.returncode == 0, result.stderr
-    return orjson.loads(result.stdout)
-
-
-def jobs_of(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {job["name"]: job for stage in document["stages"] for job in stage["jobs"]}
-
-
-def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("pt: error: ")
-    return lines[0]
 
 
 # ---- waiting, approving in another process -----------------------------------------------

@@ -13,12 +13,10 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-import orjson
 import pytest
 
-from tests.conftest import PT, run_lines, run_pt
+from tests.conftest import PT, one_error_line, run_lines, run_pt, status_json
 
 WriteFile = Callable[..., Path]
 
@@ -32,23 +30,9 @@ def counts(folder: Path, *jobs: str) -> dict[str, int]:
     return {job: count(folder, job) for job in jobs}
 
 
-def status_json(path: Path, *extra: str) -> dict[str, Any]:
-    result = run_pt("pipeline", "status", str(path), "--json", *extra, cwd=path.parent)
-    assert result.returncode == 0, result.stderr
-    return orjson.loads(result.stdout)
-
-
 def statuses(path: Path, *extra: str) -> dict[str, str]:
     document = status_json(path, *extra)
     return {job["name"]: job["status"] for stage in document["stages"] for job in stage["jobs"]}
-
-
-def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("pt: error: ")
-    return lines[0]
 
 
 # `m-fragile` fails until the file `fixed` exists; with retry: 1 it makes 2 attempts per budget.

@@ -9,21 +9,19 @@ Tests set LOGNAME to make the starter of a run a known person.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 
 from pulsaride.engine.run_views import read_run
 from pulsaride.projections.status import status_document
-from tests.conftest import PT, run_pt
+from tests.conftest import run_pt, wait_for_event
 
 WriteFile = Callable[..., Path]
 RUN = "gated"
@@ -69,36 +67,6 @@ def status_of(path: Path, job: str, run_id: str = RUN) -> dict[str, Any]:
     return next(j for stage in document["stages"] for j in stage["jobs"] if j["name"] == job)
 
 
-@pytest.fixture
-def background() -> Iterator[Callable[..., subprocess.Popen[str]]]:
-    """`pt` processes in the background; whatever still runs at the end is killed."""
-    started: list[subprocess.Popen[str]] = []
-
-    def start(path: Path, *args: str, user: str = "olga") -> subprocess.Popen[str]:
-        proc = subprocess.Popen([PT, *args], cwd=path.parent, env={**os.environ, "LOGNAME": user},
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        started.append(proc)
-        return proc
-
-    yield start
-    for proc in started:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-
-
-def wait_for_line(path: Path, event: str, proc: subprocess.Popen[str], run_id: str = RUN) -> None:
-    file = path.parent / ".pulsaride" / "pipeline-runs" / f"{run_id}.jsonl"
-    end = time.monotonic() + 30
-    while time.monotonic() < end:
-        if file.exists() and any(orjson.loads(raw)["event"] == event
-                                 for raw in file.read_bytes().splitlines() if raw.endswith(b"}")):
-            return
-        assert proc.poll() is None, f"the run ended early: {proc.communicate()}"
-        time.sleep(0.02)
-    raise AssertionError(f"no {event} line within 30s")
-
-
 def wait_until_past(moment: str) -> None:
     """Sleep until the wall clock is past `moment` (an approval window's end)."""
     end = datetime.fromisoformat(moment)
@@ -121,8 +89,9 @@ APPROVERS = """
 def test_a_non_approver_is_refused_recorded_and_the_waiting_run_goes_on_waiting(
         pipeline_file: WriteFile, background: Callable[..., subprocess.Popen[str]]) -> None:
     path = pipeline_file(APPROVERS)
-    runner = background(path, "pipeline", "run", path.name, "--run-id", RUN)
-    wait_for_line(path, "JobAwaitingApproval", runner)
+    runner = background("pipeline", "run", path.name, "--run-id", RUN, cwd=path.parent,
+                        env={"LOGNAME": "olga"})
+    wait_for_event(path.parent, RUN, "JobAwaitingApproval", runner)
 
     line = refused(decide(path, "approve", "gate", "--as", "mallory", "--reason", "trust me"))
     assert line == ("pt: error: approval of 'gate' refused: mallory is not an approver of this "

@@ -13,7 +13,7 @@ import ast
 from functools import cache
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("engine", "projections", "cli", "web", "migration")
 
 RUN_FILE_STORES = frozenset({"engine/jsonl_store.py", "engine/pgstore.py"})

@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.conftest import PT, run_lines, run_pt
+from tests.conftest import PT, jobs_of, run_lines, run_pt, status_json
 
 WriteFile = Callable[..., Path]
 TERMINAL_EVENTS = {"JobSucceeded", "JobFailed", "JobSkipped", "JobCancelled", "JobInterrupted"}
@@ -47,16 +47,6 @@ def job_lines(lines: list[dict[str, Any]], job: str, event: str | None = None) -
 def index_of(lines: list[dict[str, Any]], job: str, events: set[str]) -> int:
     """Position (seq) of the first line of `job` whose event is in `events`."""
     return next(ln["seq"] for ln in lines if ln.get("job") == job and ln["event"] in events)
-
-
-def status_json(path: Path, *extra: str) -> dict[str, Any]:
-    result = run_pt("pipeline", "status", str(path), "--json", *extra, cwd=path.parent)
-    assert result.returncode == 0, result.stderr
-    return orjson.loads(result.stdout)
-
-
-def jobs_of(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {job["name"]: job for stage in document["stages"] for job in stage["jobs"]}
 
 
 def clean(result: subprocess.CompletedProcess[str]) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("engine", "migration", "cli", "web", "projections")
 SINKS = {"text", "execute", "exec_driver_sql", "executescript", "literal_column"}
 # Keyword names under which a statement can be passed to a sink.

@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.conftest import PT, run_pt
+from tests.conftest import PT, run_pt, wait_for_event
 
 MIGRATE = """\
 stages: [prep, migrate, cutover]
@@ -67,19 +67,6 @@ def lines_of(folder: Path, run_id: str) -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in path.read_bytes().splitlines()]
 
 
-def wait_for_line(folder: Path, run_id: str, event: str, proc: subprocess.Popen[str]) -> None:
-    """Poll the run file until a line with `event` appears."""
-    path = folder / ".pulsaride" / "pipeline-runs" / f"{run_id}.jsonl"
-    end = time.monotonic() + 30
-    while time.monotonic() < end:
-        if path.exists() and any(orjson.loads(raw)["event"] == event
-                                  for raw in path.read_bytes().splitlines() if raw.endswith(b"}")):
-            return
-        assert proc.poll() is None, f"the run ended early: {proc.communicate()}"
-        time.sleep(0.02)
-    raise AssertionError(f"no {event} line in {run_id} within 30s")
-
-
 def background(folder: Path, run_id: str) -> subprocess.Popen[str]:
     """A runner whose first job sleeps until it is stopped."""
     return subprocess.Popen(
@@ -90,7 +77,7 @@ def background(folder: Path, run_id: str) -> subprocess.Popen[str]:
 
 def wait_for_job_process(folder: Path, run_id: str, proc: subprocess.Popen[str]) -> None:
     """Wait until the job's shell wrote its pid (JobStarted is on disk before it starts)."""
-    wait_for_line(folder, run_id, "JobStarted", proc)
+    wait_for_event(folder, run_id, "JobStarted", proc)
     path = folder / f"prep-{run_id}.pid"
     end = time.monotonic() + 30
     while not (path.exists() and path.read_text().endswith("\n")):
