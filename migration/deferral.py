@@ -186,12 +186,22 @@ class Replayed:
 
 
 def take_turn(connection: Connection) -> None:
-    """Wait for this transaction's turn to replay deferred rows (PostgreSQL; a no-op elsewhere,
-    where writers take turns anyway). A replay updates the registry rows of other transforms:
-    a transaction that will replay takes its turn before it updates its own registry row, so
-    two jobs never wait for each other."""
+    """Wait for this transaction's turn to replay deferred rows. A replay updates the registry
+    rows of other transforms: a transaction that will replay takes its turn before it updates
+    its own registry row, so two jobs never wait for each other.
+
+    PostgreSQL: a transaction-scoped advisory lock. SQLite: its write lock, taken now by a
+    write that changes nothing. SQLite lets one writer in at a time, but the Python driver
+    begins a transaction only at the first write, so the SELECT of waiting rows before it
+    reads outside any transaction: two replays could both read a row, and the second would
+    write it again after the first committed it (a duplicate key)."""
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": REPLAY_LOCK})
+    elif connection.dialect.name == "sqlite":
+        connection.execute(_TAKE_WRITE_LOCK)
+
+
+_TAKE_WRITE_LOCK = update(DEFERRED).where(DEFERRED.c.id < 0).values(attempts=DEFERRED.c.attempts)
 
 
 def replay(connection: Connection, *, blocking_table: str | None = None,

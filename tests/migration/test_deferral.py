@@ -15,7 +15,8 @@ from typing import Any
 
 import orjson
 import pytest
-from sqlalchemy import Engine, event, text
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.exc import OperationalError
 
 from pulsaride.migration import deferral
 from pulsaride.migration.deferral import Parked
@@ -564,3 +565,26 @@ def test_rows_that_only_hang_on_a_circle_are_written_after_it(
         summary(pt_migrate(path, source, pg, "--json"))
     assert pg.rows("SELECT * FROM payment") == [(10, 1), (11, 2)]
     assert pg.count("staff") == 3
+
+
+def test_on_sqlite_a_replay_waits_for_the_one_before_it_to_commit(tmp_path: Path) -> None:
+    """Found by a parallel copy into SQLite (`UNIQUE constraint failed`): the Python driver
+    begins a transaction only at the first write, so two replays could both read a waiting
+    row. `take_turn` takes SQLite's write lock at once: a second replay cannot start reading
+    until the first commits."""
+    url = f"sqlite:///{tmp_path / 'target.db'}"
+    first = create_engine(url)
+    second = create_engine(url, connect_args={"timeout": 0.2})
+    ensure_tables(first)
+    try:
+        with first.connect() as holder:
+            with holder.begin():
+                deferral.take_turn(holder)
+                with second.connect() as other, pytest.raises(OperationalError, match="locked"), \
+                        other.begin():
+                    deferral.take_turn(other)
+            with second.connect() as other, other.begin():
+                deferral.take_turn(other)  # the turn is free once the first committed
+    finally:
+        first.dispose()
+        second.dispose()
