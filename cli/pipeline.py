@@ -175,23 +175,17 @@ def _gate_options(verb: str, whom: str) -> Callable[[Callable[..., None]], Calla
 @pipeline.command()
 @_gate_options("release", "approves")
 @pass_pt
-def approve(pt: Pt, /, pipeline_file: Path, job: str, run_id: str | None, who: str | None,
-            reason: str, state_dir: Path | None, store: str | None, seal_key: Path | None,
-            as_json: bool, **signing: Any) -> None:
+def approve(pt: Pt, /, **given: Any) -> None:
     """Release a manual gate of a run of FILE; a waiting run continues within a second."""
-    _gate(pt, pipeline_file, job, run_id, who, reason, state_dir, store, seal_key, as_json,
-          approve=True, signing=GateSigning(**signing))
+    _gate(pt, approve=True, **given)
 
 
 @pipeline.command()
 @_gate_options("refuse", "rejects")
 @pass_pt
-def reject(pt: Pt, /, pipeline_file: Path, job: str, run_id: str | None, who: str | None,
-           reason: str, state_dir: Path | None, store: str | None, seal_key: Path | None,
-           as_json: bool, **signing: Any) -> None:
+def reject(pt: Pt, /, **given: Any) -> None:
     """Refuse a manual gate of a run of FILE: it and every job needing it are SKIPPED."""
-    _gate(pt, pipeline_file, job, run_id, who, reason, state_dir, store, seal_key, as_json,
-          approve=False, signing=GateSigning(**signing))
+    _gate(pt, approve=False, **given)
 
 
 @pipeline.command()
@@ -274,9 +268,11 @@ def _finish(pt: Pt, result: RunResult, pipeline_file: Path, state_dir: Path | No
     sys.exit(result.exit_code)
 
 
-def _gate(pt: Pt, pipeline_file: Path, job: str, run_id: str | None, who: str | None,
-          reason: str, state_dir: Path | None, store: str | None, seal_key: Path | None,
-          as_json: bool, *, approve: bool, signing: GateSigning) -> None:
+def _gate(pt: Pt, *, approve: bool, pipeline_file: Path, job: str, run_id: str | None,
+          who: str | None, reason: str, state_dir: Path | None, store: str | None,
+          seal_key: Path | None, as_json: bool, **signing_options: Any) -> None:
+    """Approve or reject (the options of `_gate_options`, by name)."""
+    signing = GateSigning(**signing_options)
     services = pt.services(identity=Identity.local(who), seal_key=_seal_key(seal_key))
     if signing.print_statement:
         click.echo(decision_statement(pipeline_file, state_dir=state_dir, run_id=run_id, job=job,
