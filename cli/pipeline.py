@@ -144,7 +144,9 @@ def _gate_options(verb: str, whom: str) -> Callable[[Callable[..., None]], Calla
             options.pipeline_file(),
             click.option("--job", required=True, metavar="NAME", help=f"The manual job to {verb}."),
             options.run_id(),
-            click.option("--as", "who", metavar="WHO", help=f"Who {whom} [default: the OS user]."),
+            click.option("--as", "who", metavar="WHO",
+                         help=f"Who {whom} [default: the OS user]; on a gate whose approvers "
+                              "have keys the name listed for the signing key is recorded."),
             click.option("--reason", default="", metavar="TEXT",
                          help="Why (kept in the evidence)."),
             options.state_dir(),
