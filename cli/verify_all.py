@@ -4,16 +4,17 @@ deleted, a run file swapped for another, a run cut back to an earlier checkpoint
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import closing
 from typing import Any
 
 from pulsaride.engine.errors import PulsarideError
-from pulsaride.engine.evidence import load_evidence
+from pulsaride.engine.evidence import RunEvidence, load_evidence
 from pulsaride.engine.layout import StateDir
 from pulsaride.engine.run_index import read_index, run_findings, unindexed
 from pulsaride.engine.run_views import DamagedRun, RunView, list_runs
 from pulsaride.engine.stores import open_store
-from pulsaride.projections.verify import VerifyReport, verify_run
+from pulsaride.projections.verify import verify_run
 
 SCHEMA = "pulsaride.verification-all/1"
 
@@ -24,19 +25,24 @@ def verify_all(state: StateDir, store: str | None) -> dict[str, Any]:
     with closing(open_store(store, state)) as runs:
         index = runs.index_bytes()
     entries, findings = read_index(index)
-    lines_cache: dict[str, list[bytes] | None] = {}
+    evidence: dict[str, RunEvidence | None] = {}
+
+    def evidence_of(run_id: str) -> RunEvidence | None:
+        """Each run's files, read once for the index check and the run's own verification."""
+        if run_id not in evidence:
+            try:
+                evidence[run_id] = load_evidence(state, run_id, store)
+            except PulsarideError:
+                evidence[run_id] = None
+        return evidence[run_id]
 
     def lines_of(run_id: str) -> list[bytes] | None:
-        if run_id not in lines_cache:
-            try:
-                lines_cache[run_id] = load_evidence(state, run_id, store).lines or None
-            except PulsarideError:
-                lines_cache[run_id] = None
-        return lines_cache[run_id]
+        found = evidence_of(run_id)
+        return found.lines or None if found is not None else None
 
     findings += run_findings(entries, lines_of)
     views = list_runs(state, None, store)
-    reports = [_report(state, store, view) for view in views]
+    reports = [_report(view, evidence_of) for view in views]
     ids = [v.run.id if isinstance(v, RunView) else v.run_id for v in views]
     failed = [r for r in reports if r["verdict"] != "verified"]
     return {
@@ -50,14 +56,21 @@ def verify_all(state: StateDir, store: str | None) -> dict[str, Any]:
     }
 
 
-def _report(state: StateDir, store: str | None, view: RunView | DamagedRun) -> dict[str, Any]:
+def _report(view: RunView | DamagedRun,
+            evidence_of: Callable[[str], RunEvidence | None]) -> dict[str, Any]:
     if isinstance(view, DamagedRun):
-        return {"pipeline_run_id": view.run_id, "verdict": "failed",
-                "findings": [{"line": None, "check": "replay", "message": view.problem}]}
-    report: VerifyReport = verify_run(load_evidence(state, view.run.id, store))
-    document = report.document()
+        return _failed(view.run_id, view.problem)
+    found = evidence_of(view.run.id)
+    if found is None:
+        return _failed(view.run.id, "its files cannot be read")
+    document = verify_run(found).document()
     return {"pipeline_run_id": view.run.id, "verdict": document["verdict"],
             "lines": document["lines"], "findings": document["findings"]}
+
+
+def _failed(run_id: str, problem: str) -> dict[str, Any]:
+    return {"pipeline_run_id": run_id, "verdict": "failed",
+            "findings": [{"line": None, "check": "replay", "message": problem}]}
 
 
 def render(document: dict[str, Any]) -> str:

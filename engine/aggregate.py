@@ -163,8 +163,9 @@ class PipelineRun(BaseAggregate[str]):
         self.started_by = started_by
         self.parameters = parameters
         # The fingerprint of the key that signed the start (`pt pipeline run --key`), if any.
-        self.started_key = str(parameters.get("started_key", {}).get("fingerprint", "")
-                               if isinstance(parameters.get("started_key"), dict) else "")
+        started_key = parameters.get("started_key")
+        self.started_key = str(started_key.get("fingerprint", "")) \
+            if isinstance(started_key, dict) else ""
         self.jobs: dict[str, JobState] = {}
         self.phase = RunPhase.ACTIVE
         self.aborted: RunAborted | None = None  # the abort in force (ABORTING, or since then)

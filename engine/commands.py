@@ -38,7 +38,7 @@ from .events import (
 )
 from .gates import SignedDecision, decision_refusal, policy_changes
 from .jsonl_store import append_seal, exported_lines, keep_copy
-from .keyed_gates import SigningRequest, check, prepare, record_keyed
+from .keyed_gates import SigningRequest, prepare, record_keyed
 from .layout import StateDir, check_run_id, seals_path
 from .loader import PipelineFile, load_pipeline_file
 from .masking import YAML_MASK, Masker, safe_url, secret_values
@@ -275,18 +275,8 @@ def _decide_gate(state: StateDir, runs: RunStore, run_file: RunLog, job: str, *,
                       "by": who.user, "host": who.host}
             policy = run.gate_policy(job)
             if policy is not None and policy.keyed and refusal is None:
-                asked = "approve" if approve else "reject"
-                verdict = check(run, current, heads, asked, signed)
-                if verdict.refusal is not None or signed is None:
-                    refusal = verdict.refusal
-                    run.record(JobApprovalRefused, now, decision=asked, reason=refusal or "",
-                               key_fingerprint=verdict.key.fingerprint if verdict.key else "",
-                               **fields)
-                else:
-                    record_keyed(run, current, verdict, signed, approve=approve, now=now,
-                                 fields=fields)
-                    run.record(RunCheckpoint, now, reason=f"{job} {asked} signed by "
-                               f"{verdict.decision.by if verdict.decision else who.user}")
+                refusal = record_keyed(run, current, heads, signed, approve=approve, now=now,
+                                       fields=fields)
             elif refusal is not None:
                 run.record(JobApprovalRefused, now, decision="approve" if approve else "reject",
                            reason=refusal, **fields)

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 import orjson
 
-from .approvers import ApproverKey, key_holders
+from .approvers import ApproverKey
 from .model import GatePolicy, Pipeline, duration_problem
 from .signatures import STATEMENT_TYPE, Decision, SignatureInvalid, signer
 from .times import format_time, parse_time
@@ -175,7 +175,3 @@ def _signer_refusal(policy: GatePolicy, context: GateContext, decision: Decision
                 f"required: {policy.approvals_needed} needs distinct keys")
     return None
 
-
-def signer_names(policy: GatePolicy) -> dict[ApproverKey, str]:
-    """Each key of the gate and the name a statement signed with it carries."""
-    return key_holders(policy.keys)

@@ -14,12 +14,25 @@ from pathlib import Path
 from typing import Any
 
 from .aggregate import JobState, PipelineRun
-from .approvers import ApproverKey
-from .events import JobApprovalRefused, JobApprovalSigned, JobApproved, JobRejected
+from .approvers import ApproverKey, key_holders
+from .events import (
+    JobApprovalRefused,
+    JobApprovalSigned,
+    JobApproved,
+    JobRejected,
+    RunCheckpoint,
+)
 from .gates import GateContext, KeyedVerdict, SignedDecision, keyed_verdict
 from .masking import Masker
 from .model import GatePolicy
-from .signatures import Decision, SigningError, public_key_of, sign, sign_with_agent
+from .signatures import (
+    Decision,
+    SigningError,
+    agent_key_among,
+    public_key_of,
+    sign,
+    sign_with_agent,
+)
 from .times import format_time
 
 
@@ -50,25 +63,15 @@ def prepare(run: PipelineRun, head: str, job: str, *, approve: bool, reason: str
     if request.key_file is not None:
         statement = statement_by(by)
         return SignedDecision(statement, sign(statement, request.key_file))
-    # The agent: the first held key of the gate signs, as the name listed for it.
-    held = [k for k in keys if k in _agent_keys()]
-    statement = statement_by(_holder(policy, held[0]) if held else who)
-    signature, _ = sign_with_agent(statement, keys)
-    return SignedDecision(statement, signature)
-
-
-def _agent_keys() -> set[ApproverKey]:
-    from .signatures import agent_keys  # noqa: PLC0415 - the same module; kept patchable
-
-    return agent_keys()
+    # The agent: the first gate key it holds signs, as the name listed for that key.
+    chosen = agent_key_among(keys)
+    statement = statement_by(_holder(policy, chosen))
+    return SignedDecision(statement, sign_with_agent(statement, chosen))
 
 
 def _holder(policy: GatePolicy, key: ApproverKey) -> str:
     """The name a key signs as on this gate (its first listed name), or its fingerprint."""
-    for approver in policy.keys:
-        if approver.key == key:
-            return approver.name
-    return key.fingerprint
+    return key_holders(policy.keys).get(key, key.fingerprint)
 
 
 def check(run: PipelineRun, job: JobState, heads: set[str], asked: str,
@@ -82,24 +85,26 @@ def check(run: PipelineRun, job: JobState, heads: set[str], asked: str,
     return keyed_verdict(policy, context, asked, signed)
 
 
-def record_keyed(run: PipelineRun, job: JobState, verdict: KeyedVerdict, signed: SignedDecision,
+def record_keyed(run: PipelineRun, job: JobState, heads: set[str], signed: SignedDecision | None,
                  *, approve: bool, now: datetime, fields: dict[str, Any]) -> str | None:
-    """Record the events of a checked decision; the refusal, or None when it counted."""
+    """Check a decision of the keyed gate `job` and record what it makes: JobApprovalRefused
+    (returning why), or JobApprovalSigned / JobApproved / JobRejected and a checkpoint."""
+    asked = "approve" if approve else "reject"
+    verdict = check(run, job, heads, asked, signed)
     fingerprint = verdict.key.fingerprint if verdict.key is not None else ""
-    if verdict.refusal is not None:
-        run.record(JobApprovalRefused, now, decision="approve" if approve else "reject",
-                   reason=verdict.refusal, key_fingerprint=fingerprint, **fields)
-        return verdict.refusal
-    assert verdict.decision is not None
+    if verdict.refusal is not None or signed is None or verdict.decision is None:
+        refusal = verdict.refusal or "the decision is not signed"
+        run.record(JobApprovalRefused, now, decision=asked, reason=refusal,
+                   key_fingerprint=fingerprint, **fields)
+        return refusal
     decision = verdict.decision
     signature = {"by": decision.by, "reason": decision.reason, "head": decision.head,
                  "signature": signed.signature, "key_fingerprint": fingerprint}
     fields = {k: v for k, v in fields.items() if k not in signature}
     policy = run.gate_policy(job.name)
     assert policy is not None
-    if approve and len(job.signed_by) + 1 < policy.approvals_needed:
-        run.record(JobApprovalSigned, now, signed_at=decision.at, **signature, **fields)
-    else:
-        run.record(JobApproved if approve else JobRejected, now, signed_at=decision.at,
-                   **signature, **fields)
+    counted = approve and len(job.signed_by) + 1 < policy.approvals_needed
+    event = JobApprovalSigned if counted else JobApproved if approve else JobRejected
+    run.record(event, now, signed_at=decision.at, **signature, **fields)
+    run.record(RunCheckpoint, now, reason=f"{job.name} {asked} signed by {decision.by}")
     return None

@@ -90,17 +90,22 @@ def sign(statement: bytes, key_file: Path) -> str:
     return armored
 
 
-def sign_with_agent(statement: bytes, candidates: Iterable[ApproverKey]) -> tuple[str, ApproverKey]:
-    """Sign with the first key the running ssh-agent holds among `candidates`."""
+def agent_key_among(candidates: Iterable[ApproverKey]) -> ApproverKey:
+    """The first of `candidates` the running ssh-agent holds; SigningError if none."""
     held = agent_keys()
     wanted = [key for key in candidates if key in held]
     if not wanted:
         raise SigningError("cannot sign: the ssh-agent holds none of this gate's approver keys"
                            if held else "cannot sign: no --key given and no ssh-agent key")
+    return wanted[0]
+
+
+def sign_with_agent(statement: bytes, key: ApproverKey) -> str:
+    """Sign with `key`, whose private half the running ssh-agent holds."""
     with tempfile.TemporaryDirectory(prefix="pt-sign-") as folder:
         public = Path(folder) / "key.pub"
-        public.write_text(wanted[0].openssh + "\n")
-        return sign(statement, public), wanted[0]
+        public.write_text(key.openssh + "\n")
+        return sign(statement, public)
 
 
 def agent_keys() -> set[ApproverKey]:
